@@ -1,0 +1,1 @@
+"""reval_assets: the revalidation data sync as versioned, publishable data assets."""

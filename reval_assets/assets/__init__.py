@@ -1,0 +1,1 @@
+"""Dagster assets: a thin layer over `reval_assets.pipeline`."""

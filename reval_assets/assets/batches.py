@@ -1,0 +1,91 @@
+"""Per-batch assets: the four raw inputs and the three entities built from them."""
+
+
+import dagster as dg
+
+from reval_assets.assets.common import batch_partitions, batches_of, column_schema, describe
+from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
+from reval_assets.pipeline.steps import build_batch, land, land_batch
+from reval_assets.resources import RevalResource
+
+_RAW_TEXT = {
+    "gmc_doctors": "GMC DoctorsForDB records (doctors_for_db.json)",
+    "tis_trainees": "TIS trainee ConnectionInfo records (trainee_info.json)",
+    "recommendation_records": "revalidation recommendations (recommendations.json)",
+    "connection_logs": "connection change requests (connection_logs.json)",
+}
+_ENTITY_TEXT = {
+    "doctors": "one row per doctor: GMC joined with TIS (the Connections screen's master record)",
+    "connections": "one row per doctor: GMC connection, TIS view of it, latest change, discrepancy flag",
+    "recommendations": "recommendation records with the trainee fields mapped on (recommendationInfo)",
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(name, group_name="raw", description=describe(f"Raw {text}, validated, one file per batch."),
+                     kinds={"parquet"})
+        for name, text in _RAW_TEXT.items()
+    ],
+    partitions_def=batch_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
+    """Read the source once (cached by content), quarantine bad records, split into batches."""
+    runtime = reval.runtime()
+    landing = land(runtime.source(), runtime.snapshots, runtime.settings.batches)
+    batches = batches_of(context)
+    refs = {b: land_batch(runtime.snapshots, landing, b) for b in batches}
+    for name in RAW_SPECS:
+        counts = landing.counts[name]
+        files = [refs[b][name] for b in batches]
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={
+                "dagster/row_count": sum(f.rows for f in files),
+                "dagster/column_schema": column_schema(RAW_SPECS[name].schema),
+                "source": landing.source,
+                "records_in_source": counts["records"],
+                "quarantined_records": counts["quarantined"],
+                "quarantine_file": dg.MetadataValue.path(str(runtime.snapshots.root / landing.quarantine.path)),
+                "batches": ", ".join(map(str, batches)),
+                **_file_metadata(runtime.snapshots.root, files),
+            },
+        )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(entity, group_name="entities", description=describe(f"{entity}: {text}."),
+                     deps=list(RAW_SPECS), kinds={"parquet"})
+        for entity, text in _ENTITY_TEXT.items()
+    ],
+    partitions_def=batch_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def entities(context: dg.AssetExecutionContext, reval: RevalResource):
+    """Build each batch's entities and write them as immutable snapshot files."""
+    runtime = reval.runtime()
+    builds = [build_batch(runtime.snapshots, b) for b in batches_of(context)]
+    for entity in ENTITIES:
+        files = [build.refs[entity] for build in builds]
+        reused = sum(build.reused[entity] for build in builds)
+        yield dg.MaterializeResult(
+            asset_key=entity,
+            metadata={
+                "dagster/row_count": sum(f.rows for f in files),
+                "dagster/column_schema": column_schema(ENTITY_SPECS[entity].schema),
+                "batches_written": len(files) - reused,
+                "batches_reused": reused,
+                **_file_metadata(runtime.snapshots.root, files),
+            },
+        )
+
+
+def _file_metadata(root, files) -> dict:  # type: ignore[no-untyped-def]
+    if len(files) == 1:
+        return {"file": dg.MetadataValue.path(str(root / files[0].path)), "sha256": files[0].sha256}
+    rows = "\n".join(f"| {f.path.split('batch=')[1].split('/')[0]} | {f.rows} | `{f.sha256[:16]}` |" for f in files)
+    return {"files": dg.MetadataValue.md("| batch | rows | sha256 |\n|---|---|---|\n" + rows)}

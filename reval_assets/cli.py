@@ -1,0 +1,257 @@
+"""The `reval` command: sync through Dagster in process; status, versions, rollback, diff, gc, verify.
+
+Every command takes `--json` (one JSON object on stdout, nothing else there). Exit codes
+follow the contract: 0 ok, 1 other failure, 2 unknown version, 3 blocked by a check,
+4 refused by the environment guard, 5 corrupt files.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from reval_assets.pipeline import operations
+from reval_assets.pipeline.guard import GuardRefused, require_confirmation
+from reval_assets.pipeline.runtime import Runtime
+from reval_assets.settings import Settings, SettingsError
+from reval_assets.sources.base import SourceError
+from reval_assets.store.live import PublishError
+from reval_assets.store.snapshots import CorruptFileError, UnknownVersionError
+
+OK, FAILED, UNKNOWN_VERSION, BLOCKED, REFUSED, CORRUPT = 0, 1, 2, 3, 4, 5
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class Exit(Exception):
+    def __init__(self, code: int, message: str, payload: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.payload = code, message, payload or {}
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds --json, builds the runtime, and turns known failures into a message and exit code."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout, nothing else.")
+    @functools.wraps(fn)
+    def wrapper(as_json: bool, **kwargs: Any) -> None:
+        runtime = None
+        try:
+            runtime = Runtime(Settings.from_env())
+            payload = fn(runtime, as_json=as_json, **kwargs)
+            code = OK
+        except Exit as stop:
+            payload, code = {"error": stop.message, **stop.payload}, stop.code
+            err.print(f"[bold red]{stop.message}[/]")
+        except Exception as error:  # noqa: BLE001 - every failure gets a message and exit code 1
+            code, message = _explain(error)
+            payload = {"error": message}
+            err.print(f"[bold red]{message}[/]")
+        finally:
+            if runtime is not None:
+                runtime.close()
+        if as_json:
+            sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        sys.exit(code)
+
+    return wrapper
+
+
+def _explain(error: Exception) -> tuple[int, str]:
+    if isinstance(error, GuardRefused):
+        return REFUSED, str(error)
+    if isinstance(error, UnknownVersionError):
+        return UNKNOWN_VERSION, str(error)
+    if isinstance(error, CorruptFileError):
+        return CORRUPT, str(error)
+    if isinstance(error, SettingsError):
+        return FAILED, f"configuration: {error}"
+    if isinstance(error, SourceError):
+        return FAILED, f"bad source: {error}. Fix the export (or REVAL_SOURCE_DIR) and sync again; live is unchanged."
+    if isinstance(error, PublishError):
+        return FAILED, f"{error}"
+    if isinstance(error, sa.exc.OperationalError):
+        return FAILED, (f"cannot reach the live store ({str(error.orig).strip().splitlines()[0]}); check "
+                        "REVAL_LIVE_URL and that the database is up. Nothing was changed.")
+    return FAILED, f"{type(error).__name__}: {error}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Revalidation data sync: versioned snapshots, checked releases, O(1) rollback."""
+
+
+@main.command()
+@click.option("--confirm", default=None, help="In staging/prod: the environment's name, to allow publishing.")
+@click.option("--reason", default="manual sync", show_default=True, help="Why; recorded on the version.")
+@click.option("--batches", default=None, help="Only re-sync these batches, e.g. 0,3,7 (others are reused).")
+@click.option("--no-publish", is_flag=True, help="Stage and check a candidate, but do not publish it.")
+@command
+def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, batches: str | None,
+         no_publish: bool) -> dict:
+    """Materialise the assets through Dagster, stage a candidate, check it, publish it."""
+    from reval_assets.run import run_sync
+
+    settings = runtime.settings
+    actor = _actor()
+    if not no_publish:
+        try:
+            require_confirmation(settings.env, confirm, "publishing")
+        except GuardRefused as refusal:
+            runtime.live.audit("refuse", None, actor, settings.env.value, reason,
+                               {"action": "sync", "message": str(refusal)})
+            raise
+    selected = _parse_batches(batches, settings.batches)
+    started = time.perf_counter()
+    with err.status(f"[{settings.env.value.upper()}] syncing {len(selected)} of {settings.batches} batches…"):
+        result = run_sync(runtime, batches=selected, reason=reason, actor=actor, confirm=confirm,
+                          publish=not no_publish)
+    payload = {**result.as_dict(), "seconds": round(time.perf_counter() - started, 3)}
+    if result.blocked_by:
+        raise Exit(BLOCKED, f"release blocked by {', '.join(result.blocked_by)}: " + "; ".join(result.messages)
+                   + f". Live is unchanged ({result.live_version or 'no version yet'}).", payload)
+    if result.error:
+        raise Exit(REFUSED if result.refused else FAILED, result.error, payload)
+    if not as_json:
+        state = "published" if result.published else "staged (not published)"
+        out.print(f"[bold green]{result.version} {state}[/] in {payload['seconds']:.1f}s")
+        _rows_table(result.rows)
+    return payload
+
+
+@main.command()
+@command
+def status(runtime: Runtime, *, as_json: bool) -> dict:
+    """Environment, live version, rows per entity, and who published it when and why."""
+    info = operations.status(runtime)
+    if not as_json:
+        env_style = "bold white on red" if info["env"] == "prod" else "bold"
+        out.print(f"environment  [{env_style}] {info['env'].upper()} [/]")
+        out.print(f"live store   {info['live_url']}")
+        out.print(f"live version {info['live_version'] or '(none published yet)'}")
+        if info["live_version"]:
+            out.print(f"published    {info['published_at']} by {info['published_by']}: {info['reason']}")
+            _rows_table(info["rows"])
+    return info
+
+
+@main.command()
+@command
+def versions(runtime: Runtime, *, as_json: bool) -> dict:
+    """Every retained version: id, status, parent, created/published, rows per entity."""
+    rows = operations.versions(runtime)
+    if not as_json:
+        table = Table("version", "status", "parent", "created", "published", "doctors", "connections",
+                      "recommendations", "reason", title="versions (newest last)")
+        for r in rows:
+            style = {"live": "bold green", "blocked": "red"}.get(r["status"], "")
+            table.add_row(r["version"], r["status"] + (" 📌" if r["pinned"] else ""), r["parent"] or "",
+                          _short(r["created_at"]), _short(r["published_at"]),
+                          *(f"{r['rows'][e] or 0:,}" for e in ("doctors", "connections", "recommendations")),
+                          r["reason"] or "", style=style)
+        out.print(table)
+    return {"versions": rows}
+
+
+@main.command()
+@click.argument("version")
+@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--confirm", default=None, help="In staging/prod: the environment's name.")
+@command
+def rollback(runtime: Runtime, *, as_json: bool, version: str, reason: str, confirm: str | None) -> dict:
+    """Re-point live to VERSION in one transaction."""
+    previous = operations.rollback(runtime, version, actor=_actor(), reason=reason, confirm=confirm)
+    if not as_json:
+        out.print(f"[bold green]live is now {version}[/] (was {previous})")
+    return {"live_version": version, "previous": previous}
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@command
+def diff(runtime: Runtime, *, as_json: bool, a: str, b: str) -> dict:
+    """Per entity: rows added, removed and changed (by key) from A to B."""
+    changes = operations.diff(runtime, a, b)
+    if not as_json:
+        table = Table("entity", "added", "removed", "changed", title=f"{a} → {b}")
+        for entity, c in changes.items():
+            table.add_row(entity, f"{c['added']:,}", f"{c['removed']:,}", f"{c['changed']:,}")
+        out.print(table)
+    return {"a": a, "b": b, "entities": changes}
+
+
+@main.command()
+@click.option("--keep", default=10, show_default=True, help="Published versions to keep (plus live and pinned).")
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@command
+def gc(runtime: Runtime, *, as_json: bool, keep: int, dry_run: bool) -> dict:
+    """Drop versions, files and tables that no retained version reaches."""
+    report = operations.gc(runtime, keep=keep, dry_run=dry_run, actor=_actor())
+    if not as_json:
+        verb = "would drop" if dry_run else "dropped"
+        out.print(f"{verb} {len(report['versions_dropped'])} versions, {report['files_deleted']} files "
+                  f"({report['bytes_freed']:,} bytes), {report['tables_dropped']} tables; "
+                  f"kept {len(report['retained'])} versions")
+    return report
+
+
+@main.command()
+@click.argument("version", required=False)
+@command
+def verify(runtime: Runtime, *, as_json: bool, version: str | None) -> dict:
+    """Re-hash every file of VERSION (default: live) against its manifest."""
+    report = operations.verify(runtime, version)
+    report["ok"] = not report["problems"]
+    if report["problems"]:
+        raise Exit(CORRUPT, f"{len(report['problems'])} damaged file(s) in {report['version']}: "
+                   + "; ".join(report["problems"]) + ". Roll back to a version that verifies, or re-sync.", report)
+    if not as_json:
+        out.print(f"[green]{report['version']}: {report['files']} files verified[/]")
+    return report
+
+
+def _parse_batches(text: str | None, total: int) -> list[int]:
+    if not text:
+        return list(range(total))
+    try:
+        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise Exit(FAILED, f"--batches takes numbers separated by commas, like 0,3,7; got {text!r}") from None
+    bad = [b for b in chosen if not 0 <= b < total]
+    if bad or not chosen:
+        raise Exit(FAILED, f"--batches must be between 0 and {total - 1} (REVAL_BATCHES={total}); got {text!r}")
+    return chosen
+
+
+def _rows_table(rows: dict) -> None:
+    table = Table("entity", "rows")
+    for entity, n in rows.items():
+        table.add_row(entity, f"{n or 0:,}")
+    out.print(table)
+
+
+def _short(value: str | None) -> str:
+    return (value or "")[:19].replace("T", " ")
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "reval"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Conform a wire table (wire names, text values) into a typed raw table plus a quarantine.
+
+Every record that fails a rule (missing required field, malformed GMC number or date,
+unknown enum value, duplicate key) is kept out of the typed table and written to the
+quarantine with its position, field, value, problem and the whole record, so nothing is
+silently dropped. The work is columnar: one pass of Arrow kernels per column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reval_assets.domain.schemas import QUARANTINE_SCHEMA, Column, Parse, RawSpec
+
+RECORD_COLUMN = "_record"
+
+_DATE_FORMATS = {Parse.GMC_DATE: "%d/%m/%Y", Parse.ISO_DATE: "%Y-%m-%d"}
+_ISO_DATETIME = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,6})?$"
+
+
+@dataclass(frozen=True)
+class Conformed:
+    table: pa.Table
+    quarantine: pa.Table
+
+    @property
+    def quarantined_records(self) -> int:
+        return len(set(self.quarantine["record"].to_pylist()))
+
+
+def _mask(array: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _blank_to_null(raw: pa.Array) -> pa.Array:
+    blank = pc.equal(pc.utf8_trim_whitespace(raw), "")
+    return pc.if_else(blank, pa.scalar(None, pa.string()), raw)
+
+
+def _strict_strptime(raw: pa.Array, fmt: str) -> pa.Array:
+    """strptime that rejects what Arrow would roll over (31/02 becoming 02/03) or unpadded forms."""
+    parsed = pc.strptime(raw, fmt, unit="s", error_is_null=True)
+    round_trip = pc.equal(pc.strftime(parsed, fmt), raw)
+    return pc.if_else(round_trip, parsed, pa.scalar(None, pa.timestamp("s")))
+
+
+def _parse_datetime(raw: pa.Array) -> pa.Array:
+    seconds = pc.replace_substring_regex(raw, _ISO_DATETIME, r"\1T\2")
+    shape_ok = pc.match_substring_regex(raw, _ISO_DATETIME)
+    seconds = pc.if_else(shape_ok, seconds, pa.scalar(None, pa.string()))
+    parsed = pc.cast(_strict_strptime(seconds, "%Y-%m-%dT%H:%M:%S"), pa.timestamp("us"))
+    fraction = pc.extract_regex(raw, r"\.(?P<f>\d{1,6})$")
+    digits = pc.utf8_rpad(pc.struct_field(fraction, "f"), 6, "0")
+    micros = pc.fill_null(pc.cast(pc.if_else(pc.is_valid(fraction), digits, "0"), pa.int64()), 0)
+    return pc.cast(pc.add(pc.cast(parsed, pa.int64()), micros), pa.timestamp("us"))
+
+
+def _parse(column: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
+    """Typed values, a mask of malformed values, and how to describe them."""
+    if column.parse is Parse.TEXT:
+        return raw, np.zeros(len(raw), dtype=bool), ""
+    raw = _blank_to_null(raw)
+    if column.parse is Parse.GMC_NUMBER:
+        ok = pc.match_substring_regex(raw, r"^\d{7}$")
+        typed = pc.if_else(ok, raw, pa.scalar(None, pa.string()))
+        problem = "malformed GMC number (expected 7 digits)"
+    elif column.parse in _DATE_FORMATS:
+        fmt = _DATE_FORMATS[column.parse]
+        typed = pc.cast(_strict_strptime(raw, fmt), pa.date32())
+        problem = f"malformed date (expected {fmt.replace('%d', 'dd').replace('%m', 'mm').replace('%Y', 'yyyy')})"
+    elif column.parse is Parse.ISO_DATETIME:
+        typed = _parse_datetime(raw)
+        problem = "malformed date-time (expected yyyy-mm-ddThh:mm:ss)"
+    else:
+        ok = pc.match_substring_regex(raw, r"^-?\d{1,18}$")
+        typed = pc.cast(pc.if_else(ok, raw, pa.scalar(None, pa.string())), pa.int64())
+        problem = "malformed integer"
+    malformed = _mask(pc.and_(pc.is_valid(raw), pc.is_null(typed)))
+    return typed, malformed, problem
+
+
+def _duplicates(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:
+    if not key or table.num_rows == 0:
+        return np.zeros(table.num_rows, dtype=bool)
+    counts = table.select(list(key)).group_by(list(key)).aggregate([([], "count_all")])
+    dup_keys = counts.filter(pc.greater(counts["count_all"], 1)).drop_columns(["count_all"])
+    if dup_keys.num_rows == 0:
+        return np.zeros(table.num_rows, dtype=bool)
+    if len(key) == 1:
+        return _mask(pc.is_in(table[key[0]], value_set=dup_keys[key[0]]))
+    marked = table.select(list(key)).append_column("_row", pa.array(np.arange(table.num_rows)))
+    hits = marked.join(dup_keys, keys=list(key), join_type="inner")["_row"].to_numpy()
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[hits] = True
+    return mask
+
+
+def conform(spec: RawSpec, wire: pa.Table, origin: str) -> Conformed:
+    """Validate and type `wire` (columns named by wire names, values as text)."""
+    wire = wire.combine_chunks()
+    n = wire.num_rows
+    records = wire[RECORD_COLUMN] if RECORD_COLUMN in wire.column_names else pa.array(np.arange(n))
+    typed: dict[str, pa.Array] = {}
+    problems: list[tuple[np.ndarray, Column, str]] = []
+    for column in spec.columns:
+        raw = wire[column.wire] if column.wire in wire.column_names else pa.nulls(n, pa.string())
+        raw = pc.cast(raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw, pa.string())
+        values, malformed, problem = _parse(column, raw)
+        problems.append((malformed, column, problem))
+        if column.required:
+            missing = _mask(pc.is_null(raw)) | _mask(pc.equal(pc.utf8_trim_whitespace(raw), ""))
+            problems.append((missing, column, "missing required field"))
+        if column.allowed is not None:
+            unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=pa.array(column.allowed))))
+            problems.append((_mask(unknown), column, f"unknown value; expected one of {', '.join(column.allowed)}"))
+        typed[column.name] = values
+    table = pa.table(typed, schema=_relaxed(spec))
+    if spec.key:
+        problems.append((_duplicates(table, spec.key), spec.column(spec.key[0]), "duplicate key"))
+    bad = np.zeros(n, dtype=bool)
+    for mask, _, _ in problems:
+        bad |= mask
+    clean = table.filter(pa.array(~bad)).cast(spec.schema)
+    return Conformed(clean, _quarantine(spec, wire, records, problems, origin))
+
+
+def _relaxed(spec: RawSpec) -> pa.Schema:
+    """The spec's schema with every field nullable, to hold rows before they are filtered."""
+    return pa.schema([f.with_nullable(True) for f in spec.schema])
+
+
+def _quarantine(
+    spec: RawSpec,
+    wire: pa.Table,
+    records: pa.Array,
+    problems: list[tuple[np.ndarray, Column, str]],
+    origin: str,
+) -> pa.Table:
+    rows: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
+    wire_columns = [c for c in wire.column_names if c != RECORD_COLUMN]
+    for mask, column, problem in problems:
+        positions = np.flatnonzero(mask)
+        if len(positions) == 0:
+            continue
+        taken = wire.select(wire_columns).take(pa.array(positions)).to_pylist()
+        for position, record in zip(positions, taken, strict=False):
+            rows["input"].append(spec.name)
+            rows["origin"].append(origin)
+            rows["record"].append(int(records[int(position)].as_py()))
+            rows["field"].append(column.wire)
+            value = record.get(column.wire)
+            rows["value"].append(None if value is None else str(value))
+            rows["problem"].append(problem)
+            rows["record_json"].append(json.dumps(record, default=str, sort_keys=True))
+    return pa.table(rows, schema=QUARANTINE_SCHEMA)

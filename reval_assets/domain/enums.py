@@ -1,0 +1,112 @@
+"""Enumerations of the original system, with their exact wire values."""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+
+
+class UnderNotice(StrEnum):
+    YES = "Yes"
+    NO = "No"
+    ON_HOLD = "On Hold"
+
+
+class RecommendationStatus(StrEnum):
+    """Used for a doctor's `doctorStatus`/`tisStatus` and a recommendation's status."""
+
+    NOT_STARTED = "NOT_STARTED"
+    STARTED = "STARTED"
+    READY_TO_REVIEW = "READY_TO_REVIEW"
+    READY_TO_SUBMIT = "READY_TO_SUBMIT"
+    SUBMITTED_TO_GMC = "SUBMITTED_TO_GMC"
+    COMPLETED = "COMPLETED"
+    DRAFT = "DRAFT"
+
+
+class RecommendationType(StrEnum):
+    REVALIDATE = "REVALIDATE"
+    DEFER = "DEFER"
+    NON_ENGAGEMENT = "NON_ENGAGEMENT"
+
+
+class GmcOutcome(StrEnum):
+    """`RecommendationGmcOutcome`; the original maps a missing value to UNDER_REVIEW."""
+
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    UNDER_REVIEW = "Under Review"
+
+
+class DeferralReason(Enum):
+    """Deferral reason codes; only 1 and 2 are CURRENT, 3-9 are INACTIVE."""
+
+    INSUFFICIENT_EVIDENCE = 1
+    ONGOING_PROCESS = 2
+    BELOW_1_YEAR_TO_CCT = 3
+    SICK_CARERS_LEAVE = 4
+    PARENTAL_LEAVE = 5
+    EXAM_FAILURE = 6
+    OTHER = 7
+    OUT_OF_CLINICAL_TRAINING = 8
+    BELOW_5_YEARS_FULL_REG = 9
+
+    @property
+    def is_current(self) -> bool:
+        return self.value in (1, 2)
+
+
+class DeferralSubReason(Enum):
+    """Sub-reasons of INSUFFICIENT_EVIDENCE (code 1)."""
+
+    APPRAISAL_ACTIVITY = 1
+    COLLEAGUE_FEEDBACK = 2
+    COMPLIMENTS_AND_COMPLAINTS = 3
+    CPD = 4
+    INTERRUPTION_TO_PRACTICE = 5
+    PATIENT_FEEDBACK = 6
+    QIA = 7
+    SIGNIFICANT_EVENTS = 8
+
+
+class ConnectionRequestType(StrEnum):
+    ADD = "ADD"
+    REMOVE = "REMOVE"
+
+
+class AddConnectionReason(StrEnum):
+    HAS_CONNECTION = "1"
+    CONFLICT_OF_INTEREST = "2"
+
+
+class RemoveConnectionReason(StrEnum):
+    CONFLICT_OF_INTEREST = "1"
+    RETIRED = "2"
+    NO_CONNECTION = "3"
+
+
+class ConnectionStatus(StrEnum):
+    """Derived for the Connections screen: is the doctor connected in GMC?"""
+
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self is not Environment.DEV
+
+
+class VersionStatus(StrEnum):
+    STAGED = "staged"
+    LIVE = "live"
+    RETIRED = "retired"
+    BLOCKED = "blocked"
+
+
+def values(enum: type[Enum]) -> list:
+    return [member.value for member in enum]

@@ -1,0 +1,260 @@
+"""Typed table specs: raw inputs (with their wire names) and the three live entities.
+
+A `Column` carries its canonical (snake_case) name, its Arrow type, the name the source
+system sends it under, and how to parse and validate it. The wire-to-canonical mapping is
+therefore explicit data, never a text substitution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+
+import pyarrow as pa
+
+from reval_assets.domain import enums
+from reval_assets.domain.enums import values
+
+
+class Parse(StrEnum):
+    """How a wire value (always text or a JSON scalar) becomes its typed value."""
+
+    TEXT = "text"
+    GMC_NUMBER = "gmc_number"  # exactly 7 digits
+    GMC_DATE = "gmc_date"  # dd/mm/yyyy, as GMC sends it
+    ISO_DATE = "iso_date"  # yyyy-mm-dd, as TIS and the recommendation service send it
+    ISO_DATETIME = "iso_datetime"  # yyyy-mm-ddThh:mm:ss[.ffffff]
+    INTEGER = "integer"
+
+
+_ARROW_TYPE = {
+    Parse.TEXT: pa.string(),
+    Parse.GMC_NUMBER: pa.string(),
+    Parse.GMC_DATE: pa.date32(),
+    Parse.ISO_DATE: pa.date32(),
+    Parse.ISO_DATETIME: pa.timestamp("us"),
+    Parse.INTEGER: pa.int64(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    wire: str
+    parse: Parse = Parse.TEXT
+    required: bool = False
+    allowed: tuple[str, ...] | None = None
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW_TYPE[self.parse]
+
+
+@dataclass(frozen=True)
+class RawSpec:
+    """A raw input: one export file of the contract, in canonical names once conformed."""
+
+    name: str
+    file: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # empty: no uniqueness (connection logs are an event history)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type, nullable=not c.required) for c in self.columns])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _allowed(enum: type[Enum]) -> tuple[str, ...]:
+    return tuple(str(v) for v in values(enum))
+
+
+GMC_DOCTORS = RawSpec(
+    name="gmc_doctors",
+    file="doctors_for_db.json",
+    key=("gmc_reference_number",),
+    columns=(
+        Column("gmc_reference_number", "gmcReferenceNumber", Parse.GMC_NUMBER, required=True),
+        Column("doctor_first_name", "doctorFirstName"),
+        Column("doctor_last_name", "doctorLastName"),
+        Column("submission_date", "submissionDate", Parse.GMC_DATE),
+        Column("date_added", "dateAdded", Parse.GMC_DATE),
+        Column("under_notice", "underNotice", allowed=_allowed(enums.UnderNotice)),
+        Column("sanction", "sanction"),
+        Column("designated_body_code", "designatedBodyCode"),
+        Column("gmc_last_updated", "gmcLastUpdatedDateTime", Parse.ISO_DATETIME),
+    ),
+)
+
+TIS_TRAINEES = RawSpec(
+    name="tis_trainees",
+    file="trainee_info.json",
+    key=("gmc_reference_number",),
+    columns=(
+        Column("tis_person_id", "tcsPersonId", Parse.INTEGER, required=True),
+        Column("gmc_reference_number", "gmcReferenceNumber", Parse.GMC_NUMBER, required=True),
+        Column("doctor_first_name", "doctorFirstName"),
+        Column("doctor_last_name", "doctorLastName"),
+        Column("programme_name", "programmeName"),
+        Column("membership_type", "programmeMembershipType"),
+        Column("programme_owner", "programmeOwner"),
+        Column("tis_designated_body_code", "tcsDesignatedBody"),
+        Column("placement_grade", "placementGrade"),
+        Column("membership_start_date", "programmeMembershipStartDate", Parse.ISO_DATE),
+        Column("membership_end_date", "programmeMembershipEndDate", Parse.ISO_DATE),
+        Column("curriculum_end_date", "curriculumEndDate", Parse.ISO_DATE),
+    ),
+)
+
+RECOMMENDATION_RECORDS = RawSpec(
+    name="recommendation_records",
+    file="recommendations.json",
+    key=("recommendation_id",),
+    columns=(
+        Column("recommendation_id", "id", required=True),
+        Column("gmc_reference_number", "gmcNumber", Parse.GMC_NUMBER, required=True),
+        Column("recommendation_type", "recommendationType", required=True, allowed=_allowed(enums.RecommendationType)),
+        Column(
+            "recommendation_status", "recommendationStatus", required=True, allowed=_allowed(enums.RecommendationStatus)
+        ),
+        Column("gmc_outcome", "outcome", allowed=_allowed(enums.GmcOutcome)),
+        Column("gmc_submission_date", "gmcSubmissionDate", Parse.ISO_DATE),
+        Column("actual_submission_date", "actualSubmissionDate", Parse.ISO_DATE),
+        Column("deferral_date", "deferralDate", Parse.ISO_DATE),
+        Column("deferral_reason", "deferralReason", allowed=_allowed(enums.DeferralReason)),
+        Column("deferral_sub_reason", "deferralSubReason", allowed=_allowed(enums.DeferralSubReason)),
+        Column("admin", "admin"),
+    ),
+)
+
+CONNECTION_LOGS = RawSpec(
+    name="connection_logs",
+    file="connection_logs.json",
+    key=(),
+    columns=(
+        Column("gmc_reference_number", "gmcId", Parse.GMC_NUMBER, required=True),
+        Column("new_designated_body_code", "newDesignatedBodyCode"),
+        Column("previous_designated_body_code", "previousDesignatedBodyCode"),
+        Column("updated_by", "updatedBy"),
+        Column("request_time", "requestTime", Parse.ISO_DATETIME, required=True),
+        Column("reason", "reason"),
+        Column("request_type", "requestType", required=True, allowed=_allowed(enums.ConnectionRequestType)),
+        Column("response_code", "responseCode"),
+    ),
+)
+
+RAW_SPECS: dict[str, RawSpec] = {
+    s.name: s for s in (GMC_DOCTORS, TIS_TRAINEES, RECOMMENDATION_RECORDS, CONNECTION_LOGS)
+}
+
+# The recommendation service's summary payload names its list either way; both are valid.
+RECOMMENDATION_LIST_KEYS: tuple[str, ...] = ("recommendationInfo", "traineeInfo")
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """A live entity: one Parquet file per batch, one view in the live store."""
+
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    indexed: tuple[str, ...]  # the columns a screen looks rows up by
+
+
+DOCTORS = EntitySpec(
+    name="doctors",
+    key=("gmc_reference_number",),
+    indexed=("gmc_reference_number", "designated_body_code", "tis_designated_body_code"),
+    schema=pa.schema(
+        [
+            pa.field("gmc_reference_number", pa.string(), nullable=False),
+            pa.field("tis_person_id", pa.int64()),
+            pa.field("doctor_first_name", pa.string()),
+            pa.field("doctor_last_name", pa.string()),
+            pa.field("submission_date", pa.date32()),
+            pa.field("date_added", pa.date32()),
+            pa.field("under_notice", pa.string()),
+            pa.field("sanction", pa.string()),
+            pa.field("designated_body_code", pa.string()),
+            pa.field("tis_designated_body_code", pa.string()),
+            pa.field("programme_name", pa.string()),
+            pa.field("programme_owner", pa.string()),
+            pa.field("membership_type", pa.string()),
+            pa.field("placement_grade", pa.string()),
+            pa.field("membership_start_date", pa.date32()),
+            pa.field("membership_end_date", pa.date32()),
+            pa.field("curriculum_end_date", pa.date32()),
+            pa.field("gmc_status", pa.string()),
+            pa.field("tis_status", pa.string()),
+            pa.field("exists_in_gmc", pa.bool_(), nullable=False),
+            pa.field("last_updated", pa.timestamp("us")),
+        ]
+    ),
+)
+
+CONNECTIONS = EntitySpec(
+    name="connections",
+    key=("gmc_reference_number",),
+    indexed=("gmc_reference_number", "designated_body_code"),
+    schema=pa.schema(
+        [
+            pa.field("gmc_reference_number", pa.string(), nullable=False),
+            pa.field("doctor_first_name", pa.string()),
+            pa.field("doctor_last_name", pa.string()),
+            pa.field("designated_body_code", pa.string()),
+            pa.field("tis_designated_body_code", pa.string()),
+            pa.field("programme_owner", pa.string()),
+            pa.field("connection_status", pa.string(), nullable=False),
+            pa.field("last_connection_change", pa.timestamp("us")),
+            pa.field("last_updated_by", pa.string()),
+            pa.field("is_discrepancy", pa.bool_(), nullable=False),
+        ]
+    ),
+)
+
+RECOMMENDATIONS = EntitySpec(
+    name="recommendations",
+    key=("recommendation_id",),
+    indexed=("gmc_reference_number", "designated_body_code"),
+    schema=pa.schema(
+        [
+            pa.field("gmc_reference_number", pa.string(), nullable=False),
+            pa.field("recommendation_id", pa.string(), nullable=False),
+            pa.field("recommendation_type", pa.string(), nullable=False),
+            pa.field("recommendation_status", pa.string(), nullable=False),
+            pa.field("gmc_outcome", pa.string()),
+            pa.field("gmc_submission_date", pa.date32()),
+            pa.field("actual_submission_date", pa.date32()),
+            pa.field("deferral_date", pa.date32()),
+            pa.field("deferral_reason", pa.string()),
+            pa.field("deferral_sub_reason", pa.string()),
+            pa.field("admin", pa.string()),
+            # The trainee fields mapped on: the "recommendationInfo" the screen shows.
+            pa.field("doctor_first_name", pa.string()),
+            pa.field("doctor_last_name", pa.string()),
+            pa.field("programme_name", pa.string()),
+            pa.field("membership_type", pa.string()),
+            pa.field("curriculum_end_date", pa.date32()),
+            pa.field("designated_body_code", pa.string()),
+            pa.field("under_notice", pa.string()),
+        ]
+    ),
+)
+
+ENTITY_SPECS: dict[str, EntitySpec] = {s.name: s for s in (DOCTORS, CONNECTIONS, RECOMMENDATIONS)}
+ENTITIES: tuple[str, ...] = tuple(ENTITY_SPECS)
+RAW_ENTITIES: tuple[str, ...] = tuple(RAW_SPECS)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("input", pa.string()),  # raw entity name
+        pa.field("origin", pa.string()),  # file path or "synthetic"
+        pa.field("record", pa.int64()),  # position of the record in its input
+        pa.field("field", pa.string()),  # wire name of the offending field
+        pa.field("value", pa.string()),
+        pa.field("problem", pa.string()),
+        pa.field("record_json", pa.string()),  # the whole record, so nothing is lost
+    ]
+)

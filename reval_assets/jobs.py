@@ -1,0 +1,81 @@
+"""Jobs with typed config (required config opens the launchpad), and the nightly schedule."""
+
+
+import dagster as dg
+from pydantic import Field
+
+from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, actor_of
+from reval_assets.pipeline import operations
+from reval_assets.pipeline.guard import GuardRefused
+from reval_assets.resources import RevalResource
+from reval_assets.store.live import PublishError
+from reval_assets.store.snapshots import CorruptFileError
+
+SYNC_TAGS = {"reval/sync": "true"}
+
+full_sync = dg.define_asset_job(
+    "full_sync",
+    selection=dg.AssetSelection.all(),
+    description=f"[{ENV_LABEL}] Sync every batch, stage a candidate, check it and publish it.",
+    tags=SYNC_TAGS,
+)
+
+
+def all_batches_tags() -> dict[str, str]:
+    keys = SETTINGS_AT_LOAD.partition_keys
+    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+
+
+@dg.schedule(job=full_sync, cron_schedule="0 2 * * *", default_status=dg.DefaultScheduleStatus.STOPPED,
+             description=f"[{ENV_LABEL}] Nightly full sync at 02:00; off until an operator turns it on.")
+def nightly_full_sync(_context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return dg.RunRequest(tags={**all_batches_tags(), "reval/actor": "schedule"},
+                         run_config={"ops": {"release_candidate": {"config": {"reason": "nightly full sync"}},
+                                             "live_release": {"config": {"reason": "nightly full sync"}}}})
+
+
+class RollbackConfig(dg.Config):
+    version: str = Field(description="The version to make live again (see `reval versions`).")
+    reason: str = Field(description="Why; recorded in the audit log.")
+    confirm: str = Field(default="", description="In staging and prod, type the environment's name to proceed.")
+
+
+@dg.op(description=f"[{ENV_LABEL}] Re-point live to a retained version in one transaction.")
+def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, reval: RevalResource) -> None:
+    runtime = reval.runtime()
+    try:
+        previous = operations.rollback(runtime, config.version, actor=actor_of(context), reason=config.reason,
+                                       confirm=config.confirm)
+    except (GuardRefused, PublishError, CorruptFileError, KeyError) as error:
+        raise dg.Failure(description=str(error)) from None
+    context.log.info(f"live is now {config.version} (was {previous})")
+    row = runtime.live.version(config.version) or {}
+    # Shown on the live_release asset, so the UI says which version is live after a rollback too.
+    context.log_event(dg.AssetMaterialization(
+        asset_key="live_release",
+        description=f"rolled back from {previous} to {config.version}",
+        metadata={"live_version": config.version, "previous": str(previous), "reason": config.reason,
+                  "published_by": actor_of(context), "env": runtime.settings.env.value,
+                  **{f"rows_{e}": row.get(f"rows_{e}") or 0 for e in ("doctors", "connections", "recommendations")}},
+    ))
+
+
+class GcConfig(dg.Config):
+    keep: int = Field(description="How many most recently published versions to keep (plus live and pinned).")
+    dry_run: bool = Field(default=False, description="Only report what would be deleted.")
+
+
+@dg.op(description=f"[{ENV_LABEL}] Delete versions, files and tables no retained version reaches.")
+def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource) -> None:
+    report = operations.gc(reval.runtime(), keep=config.keep, dry_run=config.dry_run, actor=actor_of(context))
+    context.log.info(f"gc: {report}")
+
+
+@dg.job(tags=SYNC_TAGS, description=f"[{ENV_LABEL}] Roll live back to a retained version.")
+def rollback() -> None:
+    rollback_op()
+
+
+@dg.job(tags=SYNC_TAGS, description=f"[{ENV_LABEL}] Garbage-collect unreachable versions, files and tables.")
+def gc() -> None:
+    gc_op()

@@ -1,0 +1,246 @@
+"""Operations on versions, shared by the `reval` command and the Dagster jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
+from reval_assets.pipeline.guard import GuardRefused, require_confirmation
+from reval_assets.pipeline.runtime import Runtime
+from reval_assets.quality.checks import CandidateData, CheckResult, Thresholds, run_checks
+from reval_assets.store.live import file_table
+from reval_assets.store.snapshots import FileRef, Manifest
+
+STALE_SECONDS = 600  # a leftover younger than this may belong to a sync still running
+
+
+def read_entity(runtime: Runtime, refs: list[FileRef], *, verify: bool = False) -> pa.Table:
+    return pa.concat_tables([runtime.snapshots.read_table(ref, verify=verify) for ref in refs])
+
+
+def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
+    tables = {e: read_entity(runtime, refs) for e, refs in manifest.files.items()}
+    live_version = manifest.parent
+    live = None
+    if live_version:
+        live_manifest = runtime.snapshots.manifest(live_version)
+        live = {e: read_entity(runtime, refs) for e, refs in live_manifest.files.items()}
+    return CandidateData(tables=tables, live=live)
+
+
+def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds | None = None) -> list[CheckResult]:
+    """Run the blocking checks on a staged candidate and record the outcome in the catalog."""
+    results = run_checks(candidate_data(runtime, manifest), thresholds)
+    runtime.live.record_checks(manifest.version, [r.to_dict() for r in results],
+                               actor=manifest.actor, env=manifest.env)
+    return results
+
+
+def _guarded(runtime: Runtime, action: str, version: str, actor: str, reason: str, confirm: str | None) -> None:
+    env = runtime.settings.env
+    try:
+        require_confirmation(env, confirm, action)
+    except GuardRefused as refusal:
+        runtime.live.audit("refuse", version, actor, env.value, reason, {"action": action, "message": str(refusal)})
+        raise
+
+
+def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> None:
+    """Publish a staged candidate whose blocking checks passed (re-verified here, not trusted)."""
+    _guarded(runtime, "publishing", version, actor, reason, confirm)
+    row = runtime.live.version(version)
+    expected = row["parent"] if row else None
+    runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value, expected_live=expected)
+
+
+def rollback(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> str | None:
+    """Re-point live to a version that was live before, after checking its files are intact."""
+    _guarded(runtime, "rolling back", version, actor, reason, confirm)
+    manifest = runtime.snapshots.manifest(version)
+    for ref in manifest.all_files():
+        runtime.snapshots.read_bytes(ref)
+    return runtime.live.rollback(version, actor=actor, reason=reason, env=runtime.settings.env.value)
+
+
+def status(runtime: Runtime) -> dict:
+    live = runtime.live.live_row()
+    row = runtime.live.version(live["version"]) if live["version"] else None
+    return {
+        "env": runtime.settings.env.value,
+        "live_version": live["version"],
+        "rows": {e: (row or {}).get(f"rows_{e}") for e in ENTITIES},
+        "published_at": _iso(live["published_at"]),
+        "published_by": live["published_by"],
+        "reason": live["reason"],
+        "live_url": _redacted(runtime.settings.live_url),
+        "source": (row or {}).get("source"),
+    }
+
+
+def versions(runtime: Runtime) -> list[dict]:
+    return [
+        {
+            "version": r["version"],
+            "status": r["status"],
+            "parent": r["parent"],
+            "created_at": _iso(r["created_at"]),
+            "published_at": _iso(r["published_at"]),
+            "actor": r["actor"],
+            "reason": r["reason"],
+            "pinned": bool(r["pinned"]),
+            "checks_passed": r["checks_passed"],
+            "rows": {e: r[f"rows_{e}"] for e in ENTITIES},
+        }
+        for r in runtime.live.versions()
+    ]
+
+
+def _row_hashes(table: pa.Table, key: str) -> pd.Series:
+    frame = table.to_pandas()
+    return pd.Series(pd.util.hash_pandas_object(frame, index=False).to_numpy(), index=frame[key].to_numpy())
+
+
+def diff_manifests(runtime: Runtime, a: Manifest, b: Manifest) -> dict[str, dict[str, int]]:
+    """Rows added, removed and changed (by key) per entity; batches sharing a file are skipped."""
+    result: dict[str, dict[str, int]] = {}
+    for entity in ENTITIES:
+        key = ENTITY_SPECS[entity].key[0]
+        counts = {"added": 0, "removed": 0, "changed": 0}
+        pairs = zip(a.files[entity], b.files[entity], strict=False) if a.batches == b.batches else []
+        changed_pairs = [(ra, rb) for ra, rb in pairs if ra.sha256 != rb.sha256]
+        if a.batches != b.batches:
+            changed_pairs = [(None, None)]
+        for ra, rb in changed_pairs:
+            old = _row_hashes(runtime.snapshots.read_table(ra) if ra else read_entity(runtime, a.files[entity]), key)
+            new = _row_hashes(runtime.snapshots.read_table(rb) if rb else read_entity(runtime, b.files[entity]), key)
+            common = old.index.intersection(new.index)
+            counts["added"] += len(new.index.difference(old.index))
+            counts["removed"] += len(old.index.difference(new.index))
+            counts["changed"] += int((old.loc[common].to_numpy() != new.loc[common].to_numpy()).sum())
+        result[entity] = counts
+    return result
+
+
+def diff(runtime: Runtime, a: str, b: str) -> dict[str, dict[str, int]]:
+    return diff_manifests(runtime, runtime.snapshots.manifest(a), runtime.snapshots.manifest(b))
+
+
+def verify(runtime: Runtime, version: str | None = None) -> dict:
+    """Re-hash every file of a version (default: live) against its manifest."""
+    version = version or runtime.live.live_version()
+    if version is None:
+        return {"version": None, "files": 0, "problems": []}
+    manifest = runtime.snapshots.manifest(version)
+    problems = [p for p in (runtime.snapshots.check(ref) for ref in manifest.all_files()) if p]
+    row = runtime.live.version(version)
+    if row and row.get("manifest_sha256"):
+        actual = hashlib.sha256(manifest.to_json()).hexdigest()
+        if actual != row["manifest_sha256"]:
+            problems.append(f"manifest of {version}: sha256 {actual[:12]}… differs from the catalog's")
+    return {"version": version, "files": sum(1 for _ in manifest.all_files()), "problems": problems}
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    retained: list[str]
+    versions: list[str]
+    files: list[Path]
+    tables: list[str]
+    manifests: list[str]
+    views: list[str]
+
+
+def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -> GcPlan:
+    """What gc would delete: everything no retained version, head or newest landing reaches.
+
+    Retained: the live version, pinned versions, the `keep` most recently published ones and
+    the `keep` most recent candidates (staged or blocked, kept for inspection).
+    """
+    rows = runtime.live.versions()
+    live = runtime.live.live_version()
+    published = sorted((r for r in rows if r["published_at"]), key=lambda r: r["published_at"], reverse=True)
+    candidates = sorted((r for r in rows if not r["published_at"]), key=lambda r: r["created_at"], reverse=True)
+    retained = {live} | {r["version"] for r in rows if r["pinned"]}
+    retained |= {r["version"] for r in published[:keep]} | {r["version"] for r in candidates[:keep]}
+    retained.discard(None)
+    drop_versions = [r["version"] for r in rows if r["version"] not in retained]
+
+    snapshots = runtime.snapshots
+    known = {r["version"] for r in rows}
+    now = time.time()
+    manifests = [v for v in snapshots.manifest_ids() if v not in known
+                 and now - (snapshots.root / "versions" / f"{v}.json").stat().st_mtime > grace_seconds]
+    reachable: set[str] = set()
+    for version in retained:
+        reachable |= {ref.path for ref in snapshots.manifest(version).all_files()}
+    table_reach = {file_table(FileRef(path="", sha256=Path(p).stem, rows=0, bytes=0)) for p in reachable}
+    reachable |= {ref.path for ref in snapshots.head_refs()}
+    landings = snapshots.landings()
+    for path in landings[-1:]:
+        body = json.loads(path.read_bytes())
+        reachable |= {r["path"] for refs in body["inputs"].values() for r in refs} | {body["quarantine"]["path"]}
+    files = [p for p in snapshots.file_paths()
+             if str(p.relative_to(snapshots.root)) not in reachable and now - p.stat().st_mtime > grace_seconds]
+    tables = sorted(runtime.live.loaded_tables() - table_reach)
+    views = runtime.live.orphan_version_views(known)
+    return GcPlan(retained=sorted(retained), versions=drop_versions, files=files, tables=tables,
+                  manifests=manifests, views=views)
+
+
+def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = "reval",
+       grace_seconds: float = STALE_SECONDS) -> dict:
+    """Delete what `plan_gc` finds; leftovers younger than `grace_seconds` may be a running sync's."""
+    plan = plan_gc(runtime, keep, grace_seconds)
+    snapshots = runtime.snapshots
+    bytes_freed = sum(p.stat().st_size for p in plan.files if p.exists())
+    if not dry_run:
+        for version in plan.versions:
+            runtime.live.drop_version(version)
+            snapshots.delete_manifest(version)
+        for version in plan.manifests:
+            snapshots.delete_manifest(version)
+        runtime.live.drop_views(plan.views)
+        runtime.live.drop_tables(plan.tables)
+        for path in plan.files:
+            path.unlink(missing_ok=True)
+        for path in snapshots.landings()[:-1]:
+            path.unlink(missing_ok=True)
+        _remove_stale_temp_files(snapshots.root, grace_seconds)
+    report = {
+        "dry_run": dry_run,
+        "keep": keep,
+        "retained": plan.retained,
+        "versions_dropped": plan.versions,
+        "files_deleted": len(plan.files),
+        "bytes_freed": bytes_freed,
+        "tables_dropped": len(plan.tables),
+        "orphans": {"manifests": len(plan.manifests), "views": len(plan.views)},
+    }
+    if not dry_run:
+        runtime.live.audit("gc", None, actor, runtime.settings.env.value, f"gc keep={keep}", report)
+    return report
+
+
+def _remove_stale_temp_files(root: Path, grace_seconds: float) -> None:
+    now = time.time()
+    for path in root.rglob(".tmp-*"):
+        if now - path.stat().st_mtime > grace_seconds:
+            path.unlink(missing_ok=True)
+
+
+def _iso(value: object) -> str | None:
+    return None if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+

@@ -1,0 +1,1 @@
+"""Quality checks on a release candidate: pure functions over Arrow tables, no Dagster."""

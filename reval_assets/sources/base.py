@@ -1,0 +1,51 @@
+"""The one small interface every source implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+
+class SourceError(Exception):
+    """Input that cannot be read at all; the message names the file, record and field."""
+
+    def __init__(self, message: str, *, file: str | None = None, record: int | None = None, field: str | None = None):
+        where = ", ".join(
+            part
+            for part in (
+                f"file {file}" if file else "",
+                f"record {record}" if record is not None else "",
+                f"field {field}" if field else "",
+            )
+            if part
+        )
+        super().__init__(f"{message} ({where})" if where else message)
+        self.file, self.record, self.field = file, record, field
+
+
+@dataclass(frozen=True)
+class WireInput:
+    """One raw input as the source system sent it.
+
+    `table` has one text column per wire field (camelCase, as in the export) and a
+    `_record` int64 column with each record's position in its input, so a quarantined
+    record can be found again. Validation and typing happen later, in one place
+    (`reval_assets.domain.conform`), whatever the source.
+    """
+
+    table: pa.Table
+    origin: str  # the file it came from, or "synthetic"
+
+
+class Source(Protocol):
+    description: str
+
+    def fingerprint(self) -> str:
+        """A digest that changes whenever the data `extract` returns would change."""
+        ...
+
+    def extract(self) -> dict[str, WireInput]:
+        """Every raw input (keyed by raw entity name), each read once, linear in its size."""
+        ...

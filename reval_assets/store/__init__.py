@@ -1,0 +1,1 @@
+"""Where data lives: immutable Parquet snapshots and the versioned live store."""

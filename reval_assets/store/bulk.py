@@ -1,0 +1,80 @@
+"""Bulk loads of Arrow tables through ADBC: SQLite inserts in one transaction, PostgreSQL COPY."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy.engine import URL, make_url
+
+SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+_SQL_TYPES = {
+    "sqlite": {"string": "TEXT", "int64": "INTEGER", "int32": "INTEGER", "date32[day]": "TEXT",
+               "timestamp[us]": "TEXT", "bool": "INTEGER", "double": "REAL"},
+    "postgresql": {"string": "TEXT", "int64": "BIGINT", "int32": "INTEGER", "date32[day]": "DATE",
+                   "timestamp[us]": "TIMESTAMP", "bool": "BOOLEAN", "double": "DOUBLE PRECISION"},
+}
+
+
+def identifier(name: str) -> str:
+    """`name` if it is one of our generated identifiers; user text never reaches SQL as a name."""
+    if not SAFE_IDENTIFIER.match(name):
+        raise ValueError(f"refusing unsafe SQL identifier {name!r}")
+    return name
+
+
+def dialect_of(url: str | URL) -> str:
+    name = make_url(url).get_backend_name()
+    if name not in _SQL_TYPES:
+        raise ValueError(f"live store must be sqlite or postgresql, not {name!r} ({url})")
+    return name
+
+
+def create_table_sql(dialect: str, table: str, schema: pa.Schema) -> str:
+    columns = []
+    for f in schema:
+        sql_type = _SQL_TYPES[dialect][str(f.type)]
+        columns.append(f"{identifier(f.name)} {sql_type}{'' if f.nullable else ' NOT NULL'}")
+    return f"CREATE TABLE {identifier(table)} ({', '.join(columns)})"
+
+
+def adbc_uri(url: str | URL) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def adbc_connection(url: str | URL) -> Iterator[object]:
+    """An ADBC DB-API connection to the live store, committed on success, rolled back otherwise."""
+    uri = adbc_uri(url)
+    if dialect_of(url) == "sqlite":
+        import adbc_driver_sqlite.dbapi as driver
+
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        import adbc_driver_postgresql.dbapi as driver
+    connection = driver.connect(uri)
+    try:
+        if dialect_of(url) == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout = 30000")
+        yield connection
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.close()
+
+
+def load_table(cursor: object, dialect: str, table: str, data: pa.Table) -> None:
+    """Create `table` with types from `data`'s schema and bulk-load it."""
+    cursor.execute(create_table_sql(dialect, table, data.schema))
+    if data.num_rows:
+        cursor.adbc_ingest(identifier(table), data, mode="append")

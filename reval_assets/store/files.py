@@ -1,0 +1,44 @@
+"""Durable, private file writes: temp name, fsync, atomic rename; owner-only permissions.
+
+The snapshots name doctors, so folders are 0700 and files 0600 whatever the umask.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def atomic_write(path: Path, data: bytes | memoryview) -> None:
+    """Write `data` so `path` either does not exist or holds all of it, never part."""
+    private_dir(path.parent)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

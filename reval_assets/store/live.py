@@ -1,0 +1,400 @@
+"""The live store: versioned tables beside the live ones, and views re-pointed in one transaction.
+
+Each immutable snapshot file is loaded once into its own table `rb_<sha>`; a version is a
+set of views `rv_<version>_<entity>` (UNION ALL over its batch tables), so versions share
+the tables of the batches they share. Readers query `doctors`, `connections`,
+`recommendations` and `discrepancies`, views over one version's views. Publish and
+rollback re-point those four views, the `reval_live` pointer and an audit row in ONE
+transaction: O(1) however many versions exist, and readers see the old version or the
+new one, never a mix and never a missing view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from reval_assets.domain.enums import VersionStatus
+from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
+from reval_assets.store.bulk import adbc_connection, dialect_of, identifier, load_table
+from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest, UnknownVersionError
+
+LIVE_VIEWS: tuple[str, ...] = (*ENTITIES, "discrepancies")
+
+metadata = sa.MetaData()
+versions_table = sa.Table(
+    "reval_versions",
+    metadata,
+    sa.Column("version", sa.String(40), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("parent", sa.String(40)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("published_at", sa.DateTime),
+    sa.Column("actor", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("env", sa.String(16)),
+    sa.Column("source", sa.Text),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("rows_doctors", sa.BigInteger),
+    sa.Column("rows_connections", sa.BigInteger),
+    sa.Column("rows_recommendations", sa.BigInteger),
+    sa.Column("checks_passed", sa.Boolean),
+    sa.Column("checks", sa.Text),
+    sa.Column("manifest_sha256", sa.String(64)),
+    sa.Column("pinned", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+audit_table = sa.Table(
+    "reval_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("version", sa.String(40)),
+    sa.Column("actor", sa.Text),
+    sa.Column("env", sa.String(16)),
+    sa.Column("reason", sa.Text),
+    sa.Column("detail", sa.Text),
+)
+live_table = sa.Table(
+    "reval_live",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.String(40)),
+    sa.Column("published_at", sa.DateTime),
+    sa.Column("published_by", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.CheckConstraint("id = 1", name="reval_live_single_row"),
+)
+file_tables = sa.Table(
+    "reval_file_tables",
+    metadata,
+    sa.Column("table_name", sa.String(40), primary_key=True),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+)
+
+
+class PublishError(Exception):
+    """A publish or rollback that cannot go ahead; live is unchanged."""
+
+
+class ConcurrentPublishError(PublishError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def file_table(ref: FileRef) -> str:
+    return identifier(f"rb_{ref.sha256[:32]}")
+
+
+def version_view(version: str, entity: str) -> str:
+    if not VERSION_ID.match(version):
+        raise ValueError(f"not a generated version id: {version!r}")
+    return identifier(f"r{version}_{entity}")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    tables_loaded: int
+    tables_reused: int
+    rows_loaded: int
+
+
+class LiveStore:
+    def __init__(self, url: str, *, lock_timeout_seconds: float = 5.0):
+        self.url = url
+        self.dialect = dialect_of(url)
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self.engine = self._make_engine(url)
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(live_table.c.id)).first() is None:
+                conn.execute(live_table.insert().values(id=1, version=None))
+
+    def _make_engine(self, url: str) -> Engine:
+        if self.dialect == "postgresql":
+            return sa.create_engine(url, pool_pre_ping=True)
+        database = sa.engine.make_url(url).database
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # pysqlite would otherwise not BEGIN before DDL, making view swaps non-atomic.
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- staging ---------------------------------------------------------------------------
+    def load_files(self, refs: Iterable[tuple[str, FileRef]], read: Callable[[FileRef], pa.Table]) -> LoadReport:
+        """Bulk-load every file not yet loaded into its own table, all in one transaction.
+
+        `read(ref)` returns the file's Arrow table (verified against its sha256 by the caller).
+        A table and its registry row are committed together, so a registered table is complete.
+        """
+        with self.engine.connect() as conn:
+            loaded = set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
+        todo: dict[str, tuple[str, FileRef]] = {}
+        reused = 0
+        for entity, ref in refs:
+            name = file_table(ref)
+            if name in loaded:
+                reused += 1
+            else:
+                todo.setdefault(name, (entity, ref))
+        rows = 0
+        if todo:
+            with adbc_connection(self.url) as adbc, adbc.cursor() as cursor:
+                for name, (entity, ref) in todo.items():
+                    data: pa.Table = read(ref).cast(ENTITY_SPECS[entity].schema)
+                    load_table(cursor, self.dialect, name, data)
+                    for i, column in enumerate(ENTITY_SPECS[entity].indexed):
+                        cursor.execute(f"CREATE INDEX {identifier(f'{name}_{i}')} ON {name} ({identifier(column)})")
+                    cursor.execute(
+                        f"INSERT INTO reval_file_tables (table_name, entity, sha256, rows) "
+                        f"VALUES ('{name}', '{identifier(entity)}', '{_hex(ref.sha256)}', {int(data.num_rows)})"
+                    )
+                    rows += data.num_rows
+        return LoadReport(tables_loaded=len(todo), tables_reused=reused, rows_loaded=rows)
+
+    def stage(self, manifest: Manifest, manifest_sha256: str) -> None:
+        """Create the version's views over its loaded batch tables and record it as staged."""
+        with self.engine.begin() as conn:
+            live = self._live_version(conn)
+            for entity, refs in manifest.files.items():
+                columns = ", ".join(identifier(f.name) for f in ENTITY_SPECS[entity].schema)
+                union = " UNION ALL ".join(f"SELECT {columns} FROM {file_table(ref)}" for ref in refs)
+                conn.exec_driver_sql(f"CREATE VIEW {version_view(manifest.version, entity)} AS {union}")
+            conn.exec_driver_sql(
+                f"CREATE VIEW {version_view(manifest.version, 'discrepancies')} AS "
+                f"SELECT * FROM {version_view(manifest.version, 'connections')} WHERE is_discrepancy"
+            )
+            rows = manifest.rows()
+            conn.execute(
+                versions_table.insert().values(
+                    version=manifest.version,
+                    status=VersionStatus.STAGED.value,
+                    parent=live,
+                    created_at=datetime.fromisoformat(manifest.created_at).replace(tzinfo=None),
+                    actor=manifest.actor,
+                    reason=manifest.reason,
+                    env=manifest.env,
+                    source=manifest.source,
+                    run_id=manifest.run_id,
+                    manifest_sha256=manifest_sha256,
+                    **{f"rows_{e}": rows.get(e, 0) for e in ENTITIES},
+                )
+            )
+            self._audit(conn, "stage", manifest.version, manifest.actor, manifest.env, manifest.reason,
+                        {"rows": rows, "parent": live})
+
+    def record_checks(self, version: str, results: list[dict], *, actor: str, env: str) -> bool:
+        """Store check results; a failed blocking check marks the version blocked."""
+        passed = all(r["passed"] for r in results if r.get("blocking", True))
+        with self.engine.begin() as conn:
+            values: dict = {"checks_passed": passed, "checks": json.dumps(results, default=str)}
+            if not passed:
+                values["status"] = VersionStatus.BLOCKED.value
+            conn.execute(versions_table.update().where(versions_table.c.version == version).values(**values))
+            if not passed:
+                failed = [r["name"] for r in results if not r["passed"] and r.get("blocking", True)]
+                self._audit(conn, "block", version, actor, env, "blocking checks failed", {"failed": failed})
+        return passed
+
+    # -- publish and rollback --------------------------------------------------------------
+    def publish(self, version: str, *, actor: str, reason: str, env: str, expected_live: str | None) -> None:
+        """Make a staged version live, provided its checks passed and live is still `expected_live`."""
+        with self._repointing() as conn:
+            row = self._version_row(conn, version)
+            if row.status != VersionStatus.STAGED.value:
+                raise PublishError(f"version {version} is {row.status}, not staged; only a staged candidate "
+                                   "whose checks passed can be published")
+            if row.checks_passed is not True:
+                state = "did not pass" if row.checks_passed is False else "have not run"
+                raise PublishError(f"refusing to publish {version}: its blocking checks {state}")
+            current = self._live_version(conn)
+            if current != expected_live:
+                raise ConcurrentPublishError(
+                    f"live moved from {expected_live or 'nothing'} to {current} while {version} was being "
+                    "prepared (another publish or rollback won); re-run the sync to stage a fresh candidate")
+            self._repoint(conn, version, current, action="publish", actor=actor, reason=reason, env=env)
+
+    def rollback(self, version: str, *, actor: str, reason: str, env: str) -> str | None:
+        """Re-point live to a version that was published before; returns the version it replaced."""
+        with self._repointing() as conn:
+            row = self._version_row(conn, version)
+            if row.published_at is None or row.checks_passed is not True:
+                raise PublishError(f"version {version} was never published (status {row.status}); "
+                                   "rollback only goes to a version that was live before")
+            current = self._live_version(conn)
+            self._repoint(conn, version, current, action="rollback", actor=actor, reason=reason, env=env)
+            return current
+
+    @contextmanager
+    def _repointing(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # A long reader delays a publish (up to the timeout) rather than queueing every
+                    # later reader behind the publish's lock.
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_seconds * 1000)}ms'")
+                    try:
+                        conn.execute(sa.select(live_table.c.version).where(live_table.c.id == 1)
+                                     .with_for_update(nowait=True))
+                    except sa.exc.OperationalError as error:
+                        raise ConcurrentPublishError(
+                            "another publish or rollback is in progress; try again when it has finished") from error
+                yield conn
+        except sa.exc.OperationalError as error:
+            if "lock" in str(error).lower():
+                raise ConcurrentPublishError(
+                    f"could not take the publish lock within {self.lock_timeout_seconds:g}s "
+                    "(a long-running reader or another publish holds it); live is unchanged, try again") from error
+            raise
+
+    def _repoint(self, conn: Connection, version: str, current: str | None, *,
+                 action: str, actor: str, reason: str, env: str) -> None:
+        for view in LIVE_VIEWS:
+            target = version_view(version, view)
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target}")
+            else:
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
+                conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {target}")
+        at = now()
+        conn.execute(live_table.update().where(live_table.c.id == 1)
+                     .values(version=version, published_at=at, published_by=actor, reason=reason))
+        if current and current != version:
+            conn.execute(versions_table.update().where(versions_table.c.version == current)
+                         .values(status=VersionStatus.RETIRED.value))
+        conn.execute(versions_table.update().where(versions_table.c.version == version)
+                     .values(status=VersionStatus.LIVE.value, published_at=at,
+                             **({"actor": actor, "reason": reason} if action == "publish" else {})))
+        self._audit(conn, action, version, actor, env, reason, {"previous": current})
+
+    # -- reading the catalog ---------------------------------------------------------------
+    def live_version(self) -> str | None:
+        with self.engine.connect() as conn:
+            return self._live_version(conn)
+
+    def live_row(self) -> dict:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(live_table)).mappings().one())
+
+    def versions(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(versions_table).order_by(versions_table.c.created_at)).mappings()
+            return [dict(r) for r in rows]
+
+    def version(self, version: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(versions_table).where(versions_table.c.version == version)).mappings()
+            found = row.first()
+            return None if found is None else dict(found)
+
+    def candidate_for_run(self, run_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(versions_table.c.version).where(versions_table.c.run_id == run_id)
+                                .order_by(versions_table.c.created_at.desc())).scalars().first()
+
+    def latest_candidate(self) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(versions_table.c.version)
+                                .where(versions_table.c.status.in_([VersionStatus.STAGED.value,
+                                                                   VersionStatus.BLOCKED.value]))
+                                .order_by(versions_table.c.created_at.desc())).scalars().first()
+
+    def audit_rows(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(audit_table).order_by(audit_table.c.id)).mappings()]
+
+    def read_view(self, view: str) -> pa.Table:
+        """All rows of a live view (or a version view) as Arrow, through ADBC."""
+        with adbc_connection(self.url) as adbc, adbc.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM {identifier(view)}")
+            return cursor.fetch_arrow_table()
+
+    def audit(self, action: str, version: str | None, actor: str, env: str, reason: str,
+              detail: dict | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._audit(conn, action, version, actor, env, reason, detail)
+
+    def set_pinned(self, version: str, pinned: bool) -> None:
+        with self.engine.begin() as conn:
+            self._version_row(conn, version)
+            conn.execute(versions_table.update().where(versions_table.c.version == version).values(pinned=pinned))
+
+    # -- garbage collection ----------------------------------------------------------------
+    def drop_version(self, version: str) -> None:
+        with self.engine.begin() as conn:
+            if self._live_version(conn) == version:
+                raise PublishError(f"refusing to drop the live version {version}")
+            for view in ("discrepancies", *ENTITIES):
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {version_view(version, view)}")
+            conn.execute(versions_table.delete().where(versions_table.c.version == version))
+
+    def loaded_tables(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
+
+    def drop_tables(self, names: Iterable[str]) -> int:
+        dropped = 0
+        with self.engine.begin() as conn:
+            for name in names:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {identifier(name)}")
+                conn.execute(file_tables.delete().where(file_tables.c.table_name == name))
+                dropped += 1
+        return dropped
+
+    def orphan_version_views(self, known: set[str]) -> list[str]:
+        """Version views left by a crash between creating them and recording the version."""
+        inspector = sa.inspect(self.engine)
+        return [v for v in inspector.get_view_names() if v.startswith("rv") and v[1:24] not in known]
+
+    def drop_views(self, names: Iterable[str]) -> None:
+        with self.engine.begin() as conn:
+            for name in names:
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {identifier(name)}")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _live_version(self, conn: Connection) -> str | None:
+        return conn.execute(sa.select(live_table.c.version).where(live_table.c.id == 1)).scalar()
+
+    def _version_row(self, conn: Connection, version: str) -> sa.Row:
+        row = conn.execute(sa.select(versions_table).where(versions_table.c.version == version)).first()
+        if row is None:
+            raise UnknownVersionError(version)
+        return row
+
+    def _audit(self, conn: Connection, action: str, version: str | None, actor: str, env: str, reason: str,
+               detail: dict | None) -> None:
+        conn.execute(audit_table.insert().values(at=now(), action=action, version=version, actor=actor, env=env,
+                                                 reason=reason, detail=json.dumps(detail or {}, default=str)))
+
+
+def _hex(text: str) -> str:
+    if not all(c in "0123456789abcdef" for c in text):
+        raise ValueError(f"not a hex digest: {text!r}")
+    return text

@@ -1,0 +1,207 @@
+"""Immutable, content-addressed Parquet files, batch heads and version manifests.
+
+Layout under the snapshot root:
+
+    files/<kind>/batch=<b>/<sha256>.parquet   one immutable file (kind: raw input or entity)
+    heads/<group>/batch=<b>.json               the newest files of a batch, written together
+    landing/<fingerprint>.json                 a source read once and split into batches
+    versions/<version>.json                    a manifest: one file per entity x batch
+
+A file's name is the sha256 of its bytes, so writing the same data again costs a hash
+and no write, and a version that re-syncs one batch shares the other batches' files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reval_assets.store.files import atomic_write, private_dir
+
+VERSION_ID = re.compile(r"^v\d{8}_\d{6}_[0-9a-f]{6}$")
+
+
+class CorruptFileError(Exception):
+    """A snapshot file is missing or its bytes no longer match the sha256 recorded for it."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{path}: {problem}. Run `reval verify` to list every damaged file; "
+                         "roll back to (or re-sync) a version whose files verify.")
+        self.path = path
+
+
+class UnknownVersionError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown version {self.args[0]!r}; `reval versions` lists the retained ones"
+
+
+@dataclass(frozen=True)
+class FileRef:
+    path: str  # relative to the snapshot root
+    sha256: str
+    rows: int
+    bytes: int
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FileRef:
+        return cls(path=data["path"], sha256=data["sha256"], rows=int(data["rows"]), bytes=int(data["bytes"]))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A version: for each entity exactly one file per batch, plus where it came from."""
+
+    version: str
+    parent: str | None
+    created_at: str
+    actor: str
+    reason: str
+    env: str
+    source: str
+    batches: int
+    files: dict[str, list[FileRef]]
+    quarantined: dict[str, int] = field(default_factory=dict)
+    run_id: str | None = None
+
+    def rows(self) -> dict[str, int]:
+        return {entity: sum(ref.rows for ref in refs) for entity, refs in self.files.items()}
+
+    def all_files(self) -> Iterator[FileRef]:
+        for refs in self.files.values():
+            yield from refs
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        raw = json.loads(data)
+        raw["files"] = {e: [FileRef.from_dict(r) for r in refs] for e, refs in raw["files"].items()}
+        return cls(**raw)
+
+
+def _parquet_bytes(table: pa.Table) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", compression_level=1, write_statistics=True)
+    return sink.getvalue()
+
+
+class SnapshotStore:
+    def __init__(self, root: Path | str):
+        self.root = private_dir(Path(root))
+
+    # -- files -------------------------------------------------------------------------
+    def put_table(self, kind: str, batch: int, table: pa.Table) -> tuple[FileRef, bool]:
+        """Store `table` as an immutable file; returns its ref and whether it already existed."""
+        data = _parquet_bytes(table)
+        sha = hashlib.sha256(data).hexdigest()
+        relative = f"files/{kind}/batch={batch}/{sha}.parquet"
+        path = self.root / relative
+        ref = FileRef(path=relative, sha256=sha, rows=table.num_rows, bytes=data.size)
+        if path.exists() and path.stat().st_size == data.size:
+            return ref, True
+        atomic_write(path, memoryview(data))
+        return ref, False
+
+    def read_table(self, ref: FileRef, *, verify: bool = True) -> pa.Table:
+        data = self.read_bytes(ref) if verify else (self.root / ref.path).read_bytes()
+        return pq.read_table(pa.BufferReader(data))
+
+    def read_bytes(self, ref: FileRef) -> bytes:
+        """The file's bytes, after checking them against the recorded sha256."""
+        path = self.root / ref.path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptFileError(path, "file is missing") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != ref.sha256:
+            raise CorruptFileError(path, f"sha256 is {actual[:12]}…, the manifest says {ref.sha256[:12]}…")
+        return data
+
+    def check(self, ref: FileRef) -> str | None:
+        """None if the file is intact, else what is wrong with it."""
+        try:
+            self.read_bytes(ref)
+        except CorruptFileError as error:
+            return str(error).split(". Run")[0]
+        return None
+
+    def file_paths(self) -> Iterator[Path]:
+        files = self.root / "files"
+        if files.exists():
+            yield from files.rglob("*.parquet")
+
+    # -- heads -------------------------------------------------------------------------
+    def set_head(self, group: str, batch: int, refs: dict[str, FileRef], **extra: object) -> None:
+        body = {"refs": {k: asdict(v) for k, v in refs.items()}, **extra}
+        atomic_write(self._head_path(group, batch), json.dumps(body, sort_keys=True).encode())
+
+    def head(self, group: str, batch: int) -> dict[str, FileRef] | None:
+        body = self.head_body(group, batch)
+        return None if body is None else {k: FileRef.from_dict(v) for k, v in body["refs"].items()}
+
+    def head_body(self, group: str, batch: int) -> dict | None:
+        path = self._head_path(group, batch)
+        return json.loads(path.read_bytes()) if path.exists() else None
+
+    def head_refs(self) -> Iterator[FileRef]:
+        heads = self.root / "heads"
+        if heads.exists():
+            for path in heads.rglob("*.json"):
+                yield from (FileRef.from_dict(r) for r in json.loads(path.read_bytes())["refs"].values())
+
+    def _head_path(self, group: str, batch: int) -> Path:
+        return self.root / "heads" / group / f"batch={batch}.json"
+
+    # -- landing -----------------------------------------------------------------------
+    def landing_path(self, key: str) -> Path:
+        return self.root / "landing" / f"{key}.json"
+
+    def put_landing(self, key: str, body: dict) -> None:
+        atomic_write(self.landing_path(key), json.dumps(body, sort_keys=True).encode())
+
+    def landing(self, key: str) -> dict | None:
+        path = self.landing_path(key)
+        return json.loads(path.read_bytes()) if path.exists() else None
+
+    def landings(self) -> list[Path]:
+        folder = self.root / "landing"
+        return sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+
+    # -- versions ----------------------------------------------------------------------
+    def put_manifest(self, manifest: Manifest) -> str:
+        """Write a manifest once; returns its sha256 (recorded in the live catalog)."""
+        if not VERSION_ID.match(manifest.version):
+            raise ValueError(f"not a generated version id: {manifest.version!r}")
+        data = manifest.to_json()
+        path = self._manifest_path(manifest.version)
+        if path.exists():
+            raise FileExistsError(f"version {manifest.version} already has a manifest; versions are immutable")
+        atomic_write(path, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def manifest(self, version: str) -> Manifest:
+        if not VERSION_ID.match(version):
+            raise UnknownVersionError(version)
+        path = self._manifest_path(version)
+        if not path.exists():
+            raise UnknownVersionError(version)
+        return Manifest.from_json(path.read_bytes())
+
+    def manifest_ids(self) -> list[str]:
+        folder = self.root / "versions"
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+
+    def delete_manifest(self, version: str) -> None:
+        self._manifest_path(version).unlink(missing_ok=True)
+
+    def _manifest_path(self, version: str) -> Path:
+        return self.root / "versions" / f"{version}.json"

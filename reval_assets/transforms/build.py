@@ -1,0 +1,123 @@
+"""Build `doctors`, `connections` and `recommendations` for one batch.
+
+Inputs are conformed raw tables of a single batch (a doctor and everything about them share
+a batch). Joins and aggregates are Arrow kernels: no per-row Python.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reval_assets.domain.enums import ConnectionStatus, RecommendationStatus
+from reval_assets.domain.schemas import CONNECTIONS, DOCTORS, RECOMMENDATIONS
+
+GMC = "gmc_reference_number"
+MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
+    "doctor_first_name",
+    "doctor_last_name",
+    "programme_name",
+    "membership_type",
+    "curriculum_end_date",
+    "designated_body_code",
+    "under_notice",
+)
+
+
+def is_discrepancy(gmc_code: pa.Array, tis_code: pa.Array) -> pa.Array:
+    """TIS places the doctor (from the programme owner) and GMC disagrees or has no connection."""
+    differs = pc.or_kleene(pc.is_null(gmc_code), pc.not_equal(gmc_code, tis_code))
+    return pc.fill_null(pc.and_kleene(pc.is_valid(tis_code), differs), False)
+
+
+def _latest_recommendation(records: pa.Table) -> pa.Table:
+    """Per doctor, the status and outcome of their most recent recommendation."""
+    when = pc.coalesce(records["actual_submission_date"], records["gmc_submission_date"], records["deferral_date"])
+    ordered = (
+        records.select([GMC, "recommendation_id", "recommendation_status", "gmc_outcome"])
+        .append_column("_when", when)
+        .sort_by([(GMC, "ascending"), ("_when", "ascending", "at_start"), ("recommendation_id", "ascending")])
+    )
+    latest = ordered.group_by(GMC, use_threads=False).aggregate(
+        [("recommendation_status", "last"), ("gmc_outcome", "last")]
+    )
+    return latest.select([GMC, "recommendation_status_last", "gmc_outcome_last"]).rename_columns(
+        [GMC, "tis_status", "gmc_status"])
+
+
+def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
+    """GMC doctors joined with TIS trainees (full outer: a doctor in either system is kept)."""
+    gmc_side = gmc.append_column("_in_gmc", pa.array([True] * gmc.num_rows, pa.bool_()))
+    joined = gmc_side.join(tis, keys=GMC, join_type="full outer", left_suffix="_gmc", right_suffix="_tis",
+                           coalesce_keys=True)
+    latest = _latest_recommendation(records)
+    joined = joined.join(latest, keys=GMC, join_type="left outer")
+    columns = {
+        GMC: joined[GMC],
+        "tis_person_id": joined["tis_person_id"],
+        "doctor_first_name": pc.coalesce(joined["doctor_first_name_gmc"], joined["doctor_first_name_tis"]),
+        "doctor_last_name": pc.coalesce(joined["doctor_last_name_gmc"], joined["doctor_last_name_tis"]),
+        "submission_date": joined["submission_date"],
+        "date_added": joined["date_added"],
+        "under_notice": joined["under_notice"],
+        "sanction": joined["sanction"],
+        "designated_body_code": joined["designated_body_code"],
+        "tis_designated_body_code": joined["tis_designated_body_code"],
+        "programme_name": joined["programme_name"],
+        "programme_owner": joined["programme_owner"],
+        "membership_type": joined["membership_type"],
+        "placement_grade": joined["placement_grade"],
+        "membership_start_date": joined["membership_start_date"],
+        "membership_end_date": joined["membership_end_date"],
+        "curriculum_end_date": joined["curriculum_end_date"],
+        "gmc_status": joined["gmc_status"],
+        "tis_status": pc.fill_null(joined["tis_status"], RecommendationStatus.NOT_STARTED.value),
+        "exists_in_gmc": pc.fill_null(joined["_in_gmc"], False),
+        "last_updated": joined["gmc_last_updated"],
+    }
+    return pa.table(columns).sort_by(GMC).cast(DOCTORS.schema)
+
+
+def build_connections(doctors: pa.Table, logs: pa.Table) -> pa.Table:
+    """One row per doctor: their GMC connection, TIS's view of it, and the latest change."""
+    ordered = logs.select([GMC, "request_time", "updated_by"]).sort_by([(GMC, "ascending"),
+                                                                       ("request_time", "ascending")])
+    latest = ordered.group_by(GMC, use_threads=False).aggregate([("request_time", "last"), ("updated_by", "last")])
+    latest = latest.select([GMC, "request_time_last", "updated_by_last"]).rename_columns(
+        [GMC, "last_connection_change", "last_updated_by"])
+    joined = doctors.join(latest, keys=GMC, join_type="left outer").sort_by(GMC)
+    connected = pc.and_(joined["exists_in_gmc"], pc.is_valid(joined["designated_body_code"]))
+    status = pc.if_else(connected, ConnectionStatus.CONNECTED.value, ConnectionStatus.DISCONNECTED.value)
+    columns = {
+        GMC: joined[GMC],
+        "doctor_first_name": joined["doctor_first_name"],
+        "doctor_last_name": joined["doctor_last_name"],
+        "designated_body_code": joined["designated_body_code"],
+        "tis_designated_body_code": joined["tis_designated_body_code"],
+        "programme_owner": joined["programme_owner"],
+        "connection_status": status,
+        "last_connection_change": joined["last_connection_change"],
+        "last_updated_by": joined["last_updated_by"],
+        "is_discrepancy": is_discrepancy(joined["designated_body_code"], joined["tis_designated_body_code"]),
+    }
+    return pa.table(columns).cast(CONNECTIONS.schema)
+
+
+def build_recommendations(records: pa.Table, doctors: pa.Table) -> pa.Table:
+    """Recommendation records with the trainee fields mapped on (the screen's recommendationInfo).
+
+    A record whose doctor is not in this batch keeps null trainee fields: it is never dropped,
+    and the referential-integrity check reports it.
+    """
+    trainee = doctors.select([GMC, *MAPPED_TRAINEE_FIELDS])
+    joined = records.join(trainee, keys=GMC, join_type="left outer")
+    return joined.select(RECOMMENDATIONS.schema.names).sort_by("recommendation_id").cast(RECOMMENDATIONS.schema)
+
+
+def build_entities(gmc: pa.Table, tis: pa.Table, records: pa.Table, logs: pa.Table) -> dict[str, pa.Table]:
+    doctors = build_doctors(gmc, tis, records)
+    return {
+        "doctors": doctors,
+        "connections": build_connections(doctors, logs),
+        "recommendations": build_recommendations(records, doctors),
+    }
