@@ -13,7 +13,7 @@ from reval_assets.domain.conform import Conformed, conform
 from reval_assets.domain.designated_bodies import DESIGNATED_BODY_CODES, OWNER_TO_DESIGNATED_BODY
 from reval_assets.domain.schemas import RAW_SPECS
 from reval_assets.sources.base import Source
-from reval_assets.sources.synthetic import SyntheticSource
+from reval_assets.sources.synthetic import _FAULTS, SyntheticSource
 
 DOCTORS = 5_000
 
@@ -60,7 +60,7 @@ def test_fingerprint_changes_with_every_parameter_and_ignores_fault_order() -> N
     )
 
 
-def test_extract_returns_the_four_raw_inputs_with_synthetic_origin(clean: dict[str, pa.Table]) -> None:
+def test_extract_returns_the_four_raw_inputs_with_synthetic_origin() -> None:
     extracted = SyntheticSource(50).extract()
     assert set(extracted) == set(RAW_SPECS)
     assert {wire.origin for wire in extracted.values()} == {"synthetic"}
@@ -178,6 +178,8 @@ def test_every_recommendation_belongs_to_a_generated_doctor(clean: dict[str, pa.
     ids = _column(clean["recommendation_records"], "id")
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
+    created = [int(i[:8], 16) for i in ids]  # like a Mongo ObjectId: seconds since 1970 first
+    assert min(created) > 946_684_800 and max(created) < 1_893_456_000  # 2000 .. 2030
 
 
 def test_recommendation_rules_hold(clean: dict[str, pa.Table]) -> None:
@@ -196,6 +198,7 @@ def test_recommendation_rules_hold(clean: dict[str, pa.Table]) -> None:
         assert (r["deferralDate"] is not None) == (r["recommendationType"] == "DEFER")
         if r["deferralSubReason"] is not None:
             assert r["deferralReason"] == "1"
+        assert r["gmcSubmissionDate"] >= "2012-12-03"  # revalidation began in December 2012
 
 
 def test_under_notice_doctors_almost_always_have_an_open_recommendation(clean: dict[str, pa.Table]) -> None:
@@ -235,6 +238,7 @@ def test_faults_are_listed_publicly_and_named_in_the_description() -> None:
         "mapping_break", "unmapped_fields", "missing_connections", "duplicate_keys",
         "malformed_dates", "unknown_enums", "orphan_connection",
     }  # fmt: skip
+    assert set(SyntheticSource.FAULTS) == set(_FAULTS)  # every listed fault is implemented
     source = SyntheticSource(100, seed=0, faults=["unknown_enums", "duplicate_keys"])
     assert source.description == "synthetic: 100 doctors, seed 0, faults: duplicate_keys, unknown_enums"
 

@@ -36,8 +36,8 @@ def _json_type(value: object) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _key_list(keys: Iterable[object]) -> str:
-    return ", ".join(f"'{k}'" for k in keys) or "none"
+def _key_list(keys: Iterable[object], sep: str = ", ") -> str:
+    return sep.join(f"'{k}'" for k in keys) or "none"
 
 
 def recommendation_items(payload: object, file: str) -> list:
@@ -47,7 +47,7 @@ def recommendation_items(payload: object, file: str) -> list:
     in the parsed object. Both keys with records is ambiguous; a `countTotal` that differs from
     the number of records means a truncated or paged payload. Either fails rather than guess.
     """
-    expected = _key_list(RECOMMENDATION_LIST_KEYS)
+    expected = _key_list(RECOMMENDATION_LIST_KEYS, " or ")
     if not isinstance(payload, dict):
         raise SourceError(
             f"expected a JSON object with countTotal and a list under {expected}, found {_json_type(payload)}",

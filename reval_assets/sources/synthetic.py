@@ -267,6 +267,7 @@ class _People:
     submission_day: np.ndarray  # GMC submission date, days since 1970
     added_day: np.ndarray  # date added to the designated body
     orphan_number: int  # a valid GMC number held by nobody
+    as_of: int  # the reference day, days since 1970
 
 
 def _people(rng: np.random.Generator, n: int, as_of: int) -> _People:
@@ -292,6 +293,7 @@ def _people(rng: np.random.Generator, n: int, as_of: int) -> _People:
         submission_day=as_of + np.where(under_notice > 0, due_soon, due_later),
         added_day=as_of - _uniform_days(rng, 1, 8 * 365, n),
         orphan_number=int(numbers[n]),
+        as_of=as_of,
     )
 
 
@@ -342,7 +344,7 @@ def _tis_trainees(rng: np.random.Generator, people: _People, as_of: int) -> pa.T
     owner = people.owner[rows]
     several = owner < 0
     programme = _weighted(rng, [w for _, _, w in PROGRAMMES], n)
-    person_ids = rng.choice(4_000_000, size=n, replace=False).astype(np.int64) + 100_000
+    person_ids = rng.choice(max(4_000_000, 2 * n), size=n, replace=False).astype(np.int64) + 100_000
     end = as_of + _uniform_days(rng, -60, 5 * 365, n)
     start = end - _uniform_days(rng, 365, 6 * 365, n)
     extended = rng.random(n) < 0.3
@@ -411,15 +413,17 @@ def _recommendations(rng: np.random.Generator, people: _People, as_of: int) -> p
     n = len(person)
     still_open = np.zeros(len(doctors), dtype=bool)  # the doctor's latest recommendation is not completed
     still_open[doctor[age == 0]] = (in_progress | submitted)[age == 0]
-    completed_day = as_of - _uniform_days(rng, 30, 1500, len(doctors))
+    # At most 1000 + 3 * 1000 days back from the reference day: revalidation began in December 2012.
+    completed_day = as_of - _uniform_days(rng, 30, 1000, len(doctors))
     latest_day = np.where(still_open, people.submission_day[doctors], completed_day)[doctor]
-    gmc_day = latest_day - _days_back(rng, doctor, age, len(_RECOMMENDATIONS_PER_DOCTOR) - 1, (600, 1800))
+    gmc_day = latest_day - _days_back(rng, doctor, age, len(_RECOMMENDATIONS_PER_DOCTOR) - 1, (365, 1000))
     actual_day = np.minimum(gmc_day - _uniform_days(rng, 0, 60, n), as_of - _uniform_days(rng, 0, 30, n))
     rec_type = _weighted(rng, _TYPE_WEIGHTS, n)
     deferred = rec_type == 1
     reason = _by_group(rng, (age > 0).astype(np.int64), {0: _CURRENT_REASON_WEIGHTS, 1: _HISTORIC_REASON_WEIGHTS})
     outcome = np.where(completed, (rng.random(n) < 0.07).astype(np.int64), 2)
-    created = (gmc_day - _uniform_days(rng, 60, 200, n)) * _DAY + rng.integers(0, _DAY, n)
+    created_day = np.minimum(gmc_day - _uniform_days(rng, 60, 200, n), as_of - 1)  # when it was started
+    created = created_day * _DAY + rng.integers(0, _DAY, n)
     counter = rng.integers(0, 2**31) + np.arange(n, dtype=np.int64)  # unique, never 0xffffffff
     return _wire_table(
         RAW_SPECS["recommendation_records"],
@@ -577,21 +581,23 @@ def _unknown_enums(tables: Tables, rng: np.random.Generator, people: _People) ->
 def _orphan_connection(tables: Tables, rng: np.random.Generator, people: _People) -> None:
     """A connection log and a recommendation for a valid GMC number that neither GMC nor TIS knows."""
     number = str(people.orphan_number)
+    when = people.as_of - 10
     log = {
         "gmcId": number,
         "newDesignatedBodyCode": DESIGNATED_BODY_CODES[0],
         "updatedBy": ADMINS[0],
-        "requestTime": "2023-12-01T10:15:00",
+        "requestTime": _datetimes(np.array([when * _DAY + 10 * 3600]))[0].as_py(),
         "reason": "1",
         "requestType": "ADD",
         "responseCode": "0",
     }
     recommendation = {
-        "id": _hex_ids(np.array([1_700_000_000]), rng.integers(0, 2**32, 1), np.array([0xFFFFFFFF]))[0].as_py(),
+        # The counter word 0xffffffff is never used by the clean ids, so this id is unique.
+        "id": _hex_ids(np.array([when * _DAY]), rng.integers(0, 2**32, 1), np.array([0xFFFFFFFF]))[0].as_py(),
         "gmcNumber": number,
         "recommendationType": "REVALIDATE",
         "recommendationStatus": "STARTED",
-        "gmcSubmissionDate": "2024-03-01",
+        "gmcSubmissionDate": _dates(np.array([when + 90]), "%Y-%m-%d")[0].as_py(),
         "admin": ADMINS[0],
     }
     for name, record in (("connection_logs", log), ("recommendation_records", recommendation)):

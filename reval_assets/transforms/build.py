@@ -79,8 +79,9 @@ def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
 
 
 def build_connections(doctors: pa.Table, logs: pa.Table) -> pa.Table:
-    """One row per doctor: their GMC connection, TIS's view of it, and the latest change."""
-    ordered = logs.select([GMC, "request_time", "updated_by"]).sort_by([(GMC, "ascending"),
+    """One row per doctor: their GMC connection, TIS's view of it, and the latest successful change."""
+    succeeded = pc.fill_null(pc.equal(logs["response_code"], "0"), True)  # a refused request changed nothing
+    ordered = logs.filter(succeeded).select([GMC, "request_time", "updated_by"]).sort_by([(GMC, "ascending"),
                                                                        ("request_time", "ascending")])
     latest = ordered.group_by(GMC, use_threads=False).aggregate([("request_time", "last"), ("updated_by", "last")])
     latest = latest.select([GMC, "request_time_last", "updated_by_last"]).rename_columns(

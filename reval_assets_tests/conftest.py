@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated REVAL_HOME, and live stores on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from reval_assets.pipeline.runtime import Runtime
+from reval_assets.settings import Settings
+
+PG_URL = os.environ.get("REVAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("REVAL_REQUIRE_PG") == "1"
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+        return str(error).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    problem = _pg_reachable()
+    if problem:
+        if REQUIRE_PG:
+            pytest.fail(f"REVAL_REQUIRE_PG=1 but PostgreSQL at {PG_URL} is unreachable: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable ({problem}); set REVAL_TEST_PG_URL or start it")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh database of its own on the test server, dropped afterwards."""
+    name = f"reval_t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.engine.make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'live.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def reval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private REVAL_HOME with a small synthetic population; returns the home folder."""
+    home = tmp_path / "reval-home"
+    for name in list(os.environ):
+        if name.startswith("REVAL_") and name not in ("REVAL_TEST_PG_URL", "REVAL_REQUIRE_PG"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("REVAL_HOME", str(home))
+    monkeypatch.setenv("REVAL_DOCTORS", "1500")
+    monkeypatch.setenv("REVAL_SEED", "7")
+    return home
+
+
+@pytest.fixture
+def runtime(reval_env: Path, live_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    monkeypatch.setenv("REVAL_LIVE_URL", live_url)
+    rt = Runtime(Settings.from_env())
+    yield rt
+    rt.close()

@@ -1,0 +1,27 @@
+"""Drive the core steps without Dagster, for tests of the stores and operations."""
+
+from __future__ import annotations
+
+from reval_assets.pipeline import operations
+from reval_assets.pipeline.runtime import Runtime
+from reval_assets.pipeline.steps import build_batch, land, land_batch, stage_candidate
+from reval_assets.sources.base import Source
+
+
+def stage(runtime: Runtime, source: Source | None = None, *, batches: list[int] | None = None,
+          reason: str = "test") -> str:
+    """Land, build and stage a candidate; check it; return its version id (not published)."""
+    store = runtime.snapshots
+    landing = land(source or runtime.source(), store, runtime.settings.batches)
+    for b in batches if batches is not None else range(runtime.settings.batches):
+        land_batch(store, landing, b)
+        build_batch(store, b)
+    candidate = stage_candidate(runtime, actor="tester", reason=reason, run_id=None)
+    operations.check_candidate(runtime, candidate.manifest)
+    return candidate.manifest.version
+
+
+def publish(runtime: Runtime, source: Source | None = None, **kwargs: object) -> str:
+    version = stage(runtime, source, **kwargs)
+    operations.publish(runtime, version, actor="tester", reason="test")
+    return version
