@@ -14,8 +14,13 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(path, DIR_MODE)
+    """Create `path` and any missing parents as 0700 (mkdir's `parents` would use the umask)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(folder, DIR_MODE)
+    if not missing:
+        os.chmod(path, DIR_MODE)
     return path
 
 

@@ -1,0 +1,84 @@
+"""diff, verify and gc over real versions (SQLite and PostgreSQL)."""
+
+import sqlalchemy as sa
+
+from reval_assets.pipeline import operations
+from reval_assets.sources.synthetic import SyntheticSource
+from reval_assets_tests.core_sync import publish, stage
+
+
+def test_diff_counts_rows_added_removed_and_changed_by_key(runtime):
+    a = publish(runtime)
+    b = publish(runtime, SyntheticSource(doctors=1500, seed=7, faults=["missing_connections"]))
+    changes = operations.diff(runtime, a, b)
+    old = runtime.snapshots.manifest(a).rows()["doctors"]
+    new = runtime.snapshots.manifest(b).rows()["doctors"]
+    assert changes["doctors"]["removed"] - changes["doctors"]["added"] == old - new > 0
+    assert operations.diff(runtime, a, a) == {e: {"added": 0, "removed": 0, "changed": 0}
+                                               for e in ("doctors", "connections", "recommendations")}
+
+
+def test_verify_passes_then_names_a_flipped_byte(runtime):
+    version = publish(runtime)
+    report = operations.verify(runtime)
+    assert report["version"] == version and report["problems"] == [] and report["files"] == 3 * 16
+    ref = next(runtime.snapshots.manifest(version).all_files())
+    path = runtime.snapshots.root / ref.path
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x01
+    path.write_bytes(bytes(data))
+    problems = operations.verify(runtime, version)["problems"]
+    assert len(problems) == 1 and str(path) in problems[0]
+
+
+def test_rollback_refuses_a_version_whose_files_are_corrupt(runtime):
+    first = publish(runtime)
+    publish(runtime, SyntheticSource(doctors=1400, seed=3))
+    ref = next(runtime.snapshots.manifest(first).all_files())
+    (runtime.snapshots.root / ref.path).write_bytes(b"not parquet")
+    live_before = runtime.live.live_version()
+    try:
+        operations.rollback(runtime, first, actor="t", reason="t")
+        raise AssertionError("rollback to a corrupt version must refuse")
+    except Exception as error:  # noqa: BLE001
+        assert ref.path.split("/")[-1] in str(error)
+    assert runtime.live.live_version() == live_before
+
+
+def test_gc_keeps_everything_reachable_and_removes_the_rest(runtime):
+    versions = [publish(runtime, SyntheticSource(doctors=1500, seed=s)) for s in (1, 2, 3)]
+    blocked = stage(runtime, SyntheticSource(doctors=1500, seed=4, faults=["mapping_break"]))
+    runtime.live.set_pinned(versions[0], True)
+    files_before = set(runtime.snapshots.file_paths())
+
+    dry = operations.gc(runtime, keep=1, dry_run=True, grace_seconds=0)
+    assert set(runtime.snapshots.file_paths()) == files_before
+    assert dry["versions_dropped"] == [versions[1]]
+
+    report = operations.gc(runtime, keep=1, grace_seconds=0)
+    assert report["versions_dropped"] == [versions[1]]
+    remaining = {r["version"] for r in runtime.live.versions()}
+    assert remaining == {versions[0], versions[2], blocked}
+    for version in remaining:
+        assert operations.verify(runtime, version)["problems"] == []
+    dropped_files = {ref.path for ref in runtime.snapshots.manifest(versions[0]).all_files()}
+    assert all((runtime.snapshots.root / p).exists() for p in dropped_files)
+    assert len(set(runtime.snapshots.file_paths())) < len(files_before)
+    inspector = sa.inspect(runtime.live.engine)
+    assert not [v for v in inspector.get_view_names() if versions[1] in v]
+    assert runtime.live.audit_rows()[-1]["action"] == "gc"
+    # Everything gc kept still publishes: roll back to the pinned one.
+    operations.rollback(runtime, versions[0], actor="t", reason="t")
+    assert runtime.live.read_view("doctors").num_rows == runtime.snapshots.manifest(versions[0]).rows()["doctors"]
+
+
+def test_gc_reclaims_leftovers_of_an_aborted_sync(runtime):
+    publish(runtime)
+    orphan = runtime.snapshots.root / "files" / "doctors" / "batch=0" / ".tmp-dead-x.parquet"
+    orphan.write_bytes(b"half")
+    stray, _ = runtime.snapshots.put_table("doctors", 0, SyntheticSource(doctors=10, seed=1).extract()
+                                           ["gmc_doctors"].table)
+    operations.gc(runtime, keep=5, grace_seconds=0)
+    assert not orphan.exists()
+    assert not (runtime.snapshots.root / stray.path).exists()
+    assert operations.verify(runtime)["problems"] == []
