@@ -18,10 +18,12 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.guard import GuardRefused, require_confirmation
+from reval_assets.pipeline.lock import SyncBusy, exclusive
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings, SettingsError
 from reval_assets.sources.base import SourceError
@@ -31,7 +33,7 @@ from reval_assets.store.snapshots import CorruptFileError, UnknownVersionError
 OK, FAILED, UNKNOWN_VERSION, BLOCKED, REFUSED, CORRUPT = 0, 1, 2, 3, 4, 5
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # no hard wraps: paths and commands stay copyable
 
 
 class Exit(Exception):
@@ -52,12 +54,12 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             payload = fn(runtime, as_json=as_json, **kwargs)
             code = OK
         except Exit as stop:
-            payload, code = {"error": stop.message, **stop.payload}, stop.code
-            err.print(f"[bold red]{stop.message}[/]")
+            payload, code = {**stop.payload, "error": stop.message}, stop.code
+            err.print(f"[bold red]{escape(stop.message)}[/]")
         except Exception as error:  # noqa: BLE001 - every failure gets a message and exit code 1
             code, message = _explain(error)
             payload = {"error": message}
-            err.print(f"[bold red]{message}[/]")
+            err.print(f"[bold red]{escape(message)}[/]")
         finally:
             if runtime is not None:
                 runtime.close()
@@ -79,7 +81,7 @@ def _explain(error: Exception) -> tuple[int, str]:
         return FAILED, f"configuration: {error}"
     if isinstance(error, SourceError):
         return FAILED, f"bad source: {error}. Fix the export (or REVAL_SOURCE_DIR) and sync again; live is unchanged."
-    if isinstance(error, PublishError):
+    if isinstance(error, (PublishError, SyncBusy)):
         return FAILED, f"{error}"
     if isinstance(error, sa.exc.OperationalError):
         return FAILED, (f"cannot reach the live store ({str(error.orig).strip().splitlines()[0]}); check "
@@ -114,9 +116,10 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
             raise
     selected = _parse_batches(batches, settings.batches)
     started = time.perf_counter()
-    with err.status(f"[{settings.env.value.upper()}] syncing {len(selected)} of {settings.batches} batches…"):
+    label = f"[{settings.env.value.upper()}] sync of {len(selected)} of {settings.batches} batches"
+    with exclusive(settings.home, "sync"), err.status(label) as spinner:
         result = run_sync(runtime, batches=selected, reason=reason, actor=actor, confirm=confirm,
-                          publish=not no_publish)
+                          publish=not no_publish, progress=lambda step: spinner.update(f"{label}: {step}…"))
     payload = {**result.as_dict(), "seconds": round(time.perf_counter() - started, 3)}
     if result.blocked_by:
         raise Exit(BLOCKED, f"release blocked by {', '.join(result.blocked_by)}: " + "; ".join(result.messages)
@@ -171,7 +174,8 @@ def versions(runtime: Runtime, *, as_json: bool) -> dict:
 @command
 def rollback(runtime: Runtime, *, as_json: bool, version: str, reason: str, confirm: str | None) -> dict:
     """Re-point live to VERSION in one transaction."""
-    previous = operations.rollback(runtime, version, actor=_actor(), reason=reason, confirm=confirm)
+    with exclusive(runtime.settings.home, "rollback"):
+        previous = operations.rollback(runtime, version, actor=_actor(), reason=reason, confirm=confirm)
     if not as_json:
         out.print(f"[bold green]live is now {version}[/] (was {previous})")
     return {"live_version": version, "previous": previous}
@@ -198,7 +202,8 @@ def diff(runtime: Runtime, *, as_json: bool, a: str, b: str) -> dict:
 @command
 def gc(runtime: Runtime, *, as_json: bool, keep: int, dry_run: bool) -> dict:
     """Drop versions, files and tables that no retained version reaches."""
-    report = operations.gc(runtime, keep=keep, dry_run=dry_run, actor=_actor())
+    with exclusive(runtime.settings.home, "gc"):
+        report = operations.gc(runtime, keep=keep, dry_run=dry_run, actor=_actor())
     if not as_json:
         verb = "would drop" if dry_run else "dropped"
         out.print(f"{verb} {len(report['versions_dropped'])} versions, {report['files_deleted']} files "
@@ -228,7 +233,8 @@ def _parse_batches(text: str | None, total: int) -> list[int]:
     try:
         chosen = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise Exit(FAILED, f"--batches takes numbers separated by commas, like 0,3,7; got {text!r}") from None
+        raise Exit(FAILED, f"--batches takes batch numbers from 0 to {total - 1} separated by commas, like 0,3,7; "
+                   f"got {text!r}") from None
     bad = [b for b in chosen if not 0 <= b < total]
     if bad or not chosen:
         raise Exit(FAILED, f"--batches must be between 0 and {total - 1} (REVAL_BATCHES={total}); got {text!r}")

@@ -8,6 +8,7 @@ failed check stops the publish in the same run, and live_release re-verifies any
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import dagster as dg
@@ -58,7 +59,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str | None:
 
 
 def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, confirm: str | None,
-             publish: bool = True) -> SyncResult:
+             publish: bool = True, progress: Callable[[str], None] = lambda _: None) -> SyncResult:
     from reval_assets.definitions import defs
 
     job = defs.resolve_job_def("full_sync")
@@ -66,6 +67,7 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
     instance = dg.DagsterInstance.from_config(str(dagster_home(runtime.settings)))
     try:
         for start, end in contiguous_ranges(batches):
+            progress(f"building batches {start}–{end}" if end > start else f"building batch {start}")
             tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end),
                     "reval/actor": actor}
             result = job.execute_in_process(run_config=QUIET, instance=instance, tags=tags,
@@ -74,6 +76,7 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             if not result.success:
                 outcome.error = _failure_message(result)
                 return outcome
+        progress("staging the candidate beside live and running the checks" + (", then publishing" if publish else ""))
         release_keys = [dg.AssetKey("release_candidate")] + ([dg.AssetKey("live_release")] if publish else [])
         run_config = {**QUIET, "ops": {
             "release_candidate": {"config": {"reason": reason}},
