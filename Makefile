@@ -34,3 +34,18 @@ ui: install
 
 clean:
 	rm -rf $(VENV) .reval
+
+# The benchmark: `make bench` (small, minutes) and `make bench-full` (national scale).
+# Installs the optional `bench` group (peers: dlt, deltalake, pyiceberg; psutil, pyinstrument).
+.PHONY: bench bench-full
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench --profile small
+
+bench-full: $(BENCH_STAMP)
+	$(BIN)/python -m bench --profile full

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -60,6 +63,10 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             code, message = _explain(error)
             payload = {"error": message}
             err.print(f"[bold red]{escape(message)}[/]")
+        except KeyboardInterrupt:
+            code, message = FAILED, "interrupted; run `reval status` to see what is live (a change is all or nothing)"
+            payload = {"error": message, "interrupted": True}
+            err.print(f"[bold red]{escape(message)}[/]")
         finally:
             if runtime is not None:
                 runtime.close()
@@ -99,9 +106,11 @@ def main() -> None:
 @click.option("--reason", default="manual sync", show_default=True, help="Why; recorded on the version.")
 @click.option("--batches", default=None, help="Only re-sync these batches, e.g. 0,3,7 (others are reused).")
 @click.option("--no-publish", is_flag=True, help="Stage and check a candidate, but do not publish it.")
+@click.option("--allow-drift", "allow_drift", default="", metavar="REASON",
+              help="Let a known large change pass the drift check; the reason is recorded in the check and the audit.")
 @command
 def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, batches: str | None,
-         no_publish: bool) -> dict:
+         no_publish: bool, allow_drift: str) -> dict:
     """Materialise the assets through Dagster, stage a candidate, check it, publish it."""
     from reval_assets.run import run_sync
 
@@ -117,13 +126,21 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
     selected = _parse_batches(batches, settings.batches)
     started = time.perf_counter()
     label = f"[{settings.env.value.upper()}] sync of {len(selected)} of {settings.batches} batches"
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a termination aborts (and is audited) like Ctrl-C
     with exclusive(settings.home, "sync"), err.status(label) as spinner:
         result = run_sync(runtime, batches=selected, reason=reason, actor=actor, confirm=confirm,
-                          publish=not no_publish, progress=lambda step: spinner.update(f"{label}: {step}…"))
+                          publish=not no_publish, progress=lambda step: spinner.update(f"{label}: {step}…"),
+                          allow_drift_reason=allow_drift)
     payload = {**result.as_dict(), "seconds": round(time.perf_counter() - started, 3)}
     if result.blocked_by:
+        live = result.live_version
+        look = (f"`reval diff {live} {result.version}` shows what would change, " if live and result.version
+                else "")
         raise Exit(BLOCKED, f"release blocked by {', '.join(result.blocked_by)}: " + "; ".join(result.messages)
-                   + f". Live is unchanged ({result.live_version or 'no version yet'}).", payload)
+                   + f". Live is unchanged ({live or 'no version yet'}). Next: {look}the release_candidate checks "
+                   "in the Dagster UI (`make ui`) show the figures; fix the source and run `reval sync` again"
+                   + (" (or, for a known and intended change, `reval sync --allow-drift \"why\"`)."
+                      if result.blocked_by == ["drift"] else "."), payload)
     if result.error:
         raise Exit(REFUSED if result.refused else FAILED, result.error, payload)
     if not as_json:
@@ -141,10 +158,12 @@ def status(runtime: Runtime, *, as_json: bool) -> dict:
     if not as_json:
         env_style = "bold white on red" if info["env"] == "prod" else "bold"
         out.print(f"environment  [{env_style}] {info['env'].upper()} [/]")
-        out.print(f"live store   {info['live_url']}")
+        out.print(f"live store   {escape(info['live_url'])}", soft_wrap=True)  # one line: copyable
         out.print(f"live version {info['live_version'] or '(none published yet)'}")
         if info["live_version"]:
-            out.print(f"published    {info['published_at']} by {info['published_by']}: {info['reason']}")
+            when = (info["published_at"] or "")[:19].replace("T", " ")
+            out.print(f"published    {when} UTC by {escape(str(info['published_by']))}: "
+                      f"{escape(str(info['reason']))}", soft_wrap=True)
             _rows_table(info["rows"])
     return info
 
@@ -155,16 +174,65 @@ def versions(runtime: Runtime, *, as_json: bool) -> dict:
     """Every retained version: id, status, parent, created/published, rows per entity."""
     rows = operations.versions(runtime)
     if not as_json:
-        table = Table("version", "status", "parent", "created", "published", "doctors", "connections",
-                      "recommendations", "reason", title="versions (newest last)")
-        for r in rows:
-            style = {"live": "bold green", "blocked": "red"}.get(r["status"], "")
-            table.add_row(r["version"], r["status"] + (" 📌" if r["pinned"] else ""), r["parent"] or "",
-                          _short(r["created_at"]), _short(r["published_at"]),
-                          *(f"{r['rows'][e] or 0:,}" for e in ("doctors", "connections", "recommendations")),
-                          r["reason"] or "", style=style)
-        out.print(table)
+        out.print(_versions_table(rows, out.width))
     return {"versions": rows}
+
+
+# Layouts of `reval versions`, richest first; the first that fits the terminal is used.
+_VERSION_LAYOUTS = (
+    {"parent": True, "when": "both", "counts": ("doctors", "connections", "recommendations"), "reason": True},
+    {"parent": False, "when": "long", "counts": ("doctors", "connections", "recommendations"), "reason": True},
+    {"parent": False, "when": "short", "counts": ("doctors", "conns", "recs"), "reason": True},
+    {"parent": False, "when": "short", "counts": ("doctors", "conns", "recs"), "reason": False},
+)
+
+
+def _versions_table(rows: list[dict], width: int) -> Table:
+    """Version ids are never cut (they are what you type next): a narrow terminal drops columns instead."""
+    for layout in _VERSION_LAYOUTS:
+        table = _versions_layout(rows, layout)
+        # SIMPLE_HEAD without edge padding: one space at each edge, three between columns
+        needed = sum(c.min_width or 0 for c in table.columns) + 3 * (len(table.columns) - 1) + 2
+        if needed <= width:
+            break
+    notes = []
+    if layout["when"] != "both" and any(not r["published_at"] for r in rows):
+        notes.append("*never published: when it was created")
+    if layout is not _VERSION_LAYOUTS[0]:
+        notes.append("a wider terminal shows more columns; --json shows everything")
+    table.caption = "; ".join(notes) or None
+    return table
+
+
+def _versions_layout(rows: list[dict], layout: dict) -> Table:
+    columns: list[tuple[str, list[str]]] = [
+        ("version", [r["version"] for r in rows]),
+        ("status", [r["status"] + (" 📌" if r["pinned"] else "") for r in rows]),
+    ]
+    if layout["parent"]:
+        columns.append(("parent", [r["parent"] or "" for r in rows]))
+    created = [_short(r["created_at"]) for r in rows]
+    published = [_short(r["published_at"]) for r in rows]
+    if layout["when"] == "both":
+        columns += [("created", created), ("published", published)]
+    else:
+        cut = 0 if layout["when"] == "long" else 5  # "2026-11-24 19:27" or "11-24 19:27"
+        columns.append(("published", [p[cut:] or f"*{c[cut:]}" for p, c in zip(published, created, strict=True)]))
+    for name, entity in zip(layout["counts"], ("doctors", "connections", "recommendations"), strict=True):
+        columns.append((name, [f"{r['rows'][entity] or 0:,}" for r in rows]))
+    table = Table(title="versions (oldest first; times UTC)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, (name, cells) in enumerate(columns):
+        # no_wrap plus a min_width of the widest cell: never truncated, and measured as such
+        table.add_column(name, no_wrap=True, justify="right" if i >= len(columns) - 3 else "left",
+                         min_width=max(cell_len(c) for c in [name, *cells]))
+    if layout["reason"]:
+        table.add_column("reason", overflow="fold", min_width=12)
+    for i, r in enumerate(rows):
+        cells = [escape(column[i]) for _, column in columns]
+        if layout["reason"]:
+            cells.append(escape(r["reason"] or ""))
+        table.add_row(*cells, style={"live": "bold green", "blocked": "red"}.get(r["status"], ""))
+    return table
 
 
 @main.command()
@@ -189,7 +257,11 @@ def diff(runtime: Runtime, *, as_json: bool, a: str, b: str) -> dict:
     """Per entity: rows added, removed and changed (by key) from A to B."""
     changes = operations.diff(runtime, a, b)
     if not as_json:
-        table = Table("entity", "added", "removed", "changed", title=f"{a} → {b}")
+        title = f"{a} → {b}"
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, min_width=len(title))
+        table.add_column("entity", no_wrap=True)
+        for name in ("added", "removed", "changed"):
+            table.add_column(name, justify="right", no_wrap=True)
         for entity, c in changes.items():
             table.add_row(entity, f"{c['added']:,}", f"{c['removed']:,}", f"{c['changed']:,}")
         out.print(table)
@@ -242,14 +314,16 @@ def _parse_batches(text: str | None, total: int) -> list[int]:
 
 
 def _rows_table(rows: dict) -> None:
-    table = Table("entity", "rows")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("entity", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
     for entity, n in rows.items():
         table.add_row(entity, f"{n or 0:,}")
     out.print(table)
 
 
 def _short(value: str | None) -> str:
-    return (value or "")[:19].replace("T", " ")
+    return (value or "")[:16].replace("T", " ")  # to the minute: enough to tell versions apart by eye
 
 
 def _actor() -> str:

@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, actor_of
+from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.resources import RevalResource
@@ -29,9 +30,15 @@ def all_batches_tags() -> dict[str, str]:
 @dg.schedule(job=full_sync, cron_schedule="0 2 * * *", default_status=dg.DefaultScheduleStatus.STOPPED,
              description=f"[{ENV_LABEL}] Nightly full sync at 02:00; off until an operator turns it on.")
 def nightly_full_sync(_context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """In dev it publishes; in staging and prod it stages and checks, and a person publishes."""
+    reason = {"config": {"reason": "nightly full sync"}}
+    if SETTINGS_AT_LOAD.env.needs_confirmation:
+        unattended = [dg.AssetKey(name) for name in (*RAW_SPECS, *ENTITIES, "release_candidate")]
+        return dg.RunRequest(tags={**all_batches_tags(), "reval/actor": "schedule"}, asset_selection=unattended,
+                             run_config={"ops": {"release_candidate": reason}})
     return dg.RunRequest(tags={**all_batches_tags(), "reval/actor": "schedule"},
-                         run_config={"ops": {"release_candidate": {"config": {"reason": "nightly full sync"}},
-                                             "live_release": {"config": {"reason": "nightly full sync"}}}})
+                         run_config={"ops": {"release_candidate": reason, "live_release": reason}})
+
 
 
 class RollbackConfig(dg.Config):
@@ -66,9 +73,17 @@ class GcConfig(dg.Config):
 
 
 @dg.op(description=f"[{ENV_LABEL}] Delete versions, files and tables no retained version reaches.")
-def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource) -> None:
+def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource):
     report = operations.gc(reval.runtime(), keep=config.keep, dry_run=config.dry_run, actor=actor_of(context))
     context.log.info(f"gc: {report}")
+    yield dg.Output(None, metadata={
+        "dry_run": config.dry_run,
+        "versions_dropped": len(report["versions_dropped"]),
+        "files_deleted": report["files_deleted"],
+        "bytes_freed": report["bytes_freed"],
+        "tables_dropped": report["tables_dropped"],
+        "versions_retained": len(report["retained"]),
+    })
 
 
 @dg.job(tags=SYNC_TAGS, description=f"[{ENV_LABEL}] Roll live back to a retained version.")

@@ -8,17 +8,27 @@ failed check stops the publish in the same run, and live_release re-verifies any
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
+from reval_assets.assets.common import SYNC_POOL
 from reval_assets.dagster_home import dagster_home
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
 from reval_assets.pipeline.runtime import Runtime
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# The command prints its own one-line message; the full Dagster log of every run is in the instance (the UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 BATCH_ASSETS = [dg.AssetKey(name) for name in (*RAW_SPECS, *ENTITIES)]
+# Which process runs a sync's Dagster runs (pid, and its start time so a reused pid is not mistaken for it).
+PID_TAG, HOST_TAG, STARTED_TAG = "reval/pid", "reval/host", "reval/process_started"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+              dg.DagsterRunStatus.CANCELING]
 
 
 @dataclass
@@ -32,6 +42,9 @@ class SyncResult:
     error: str | None = None
     refused: bool = False
     run_ids: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM / a Dagster termination; audited as `abort`
+    stage: str = "starting"  # what the sync was doing when it ended
+    recovered_runs: list[str] = field(default_factory=list)  # runs of killed syncs, closed and audited
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +60,9 @@ def contiguous_ranges(batches: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+_DATABASE_ERRORS = ("OperationalError", "InterfaceError", "DatabaseError", "InternalError")
+
+
 def _failure_message(result: dg.ExecuteInProcessResult) -> str | None:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
@@ -54,45 +70,181 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str | None:
             if data.user_failure_data and data.user_failure_data.description:
                 return data.user_failure_data.description
             if data.error:
-                return data.error.message.strip()
+                error = data.error  # Dagster wraps the step's own error: report that one, which names the cause
+                while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+                    error = error.cause
+                message = re.sub(rf"^([\w.]+\.)?{error.cls_name}: ", "", error.message.strip())
+                if error.cls_name == "SourceError":
+                    return (f"bad source: {message}. Fix the export (or REVAL_SOURCE_DIR) and run `reval sync` "
+                            "again; live is unchanged.")
+                if error.cls_name in _DATABASE_ERRORS:  # e.g. the connection dropped mid-transaction
+                    cause = " ".join(message.split("(Background on this error at")[0].split())
+                    return (f"the live store's database failed ({cause}); its transaction was rolled back. Check "
+                            "the database, then run `reval sync` again: the batch files and tables finished are "
+                            "reused")
+                return message
     return None if result.success else "the run failed; see the Dagster run logs"
 
 
 def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, confirm: str | None,
-             publish: bool = True, progress: Callable[[str], None] = lambda _: None) -> SyncResult:
+             publish: bool = True, progress: Callable[[str], None] = lambda _: None,
+             allow_drift_reason: str = "", thresholds: dict | None = None) -> SyncResult:
+    """`allow_drift_reason` and `thresholds` go to release_candidate's config (see its CandidateConfig)."""
     from reval_assets.definitions import defs
 
     job = defs.resolve_job_def("full_sync")
     outcome = SyncResult()
+    partial = sorted(batches) != list(range(runtime.settings.batches))
     instance = dg.DagsterInstance.from_config(str(dagster_home(runtime.settings)))
+    own = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), STARTED_TAG: _process_started(os.getpid()),
+           "reval/actor": actor}
     try:
+        outcome.recovered_runs = _close_runs_of_killed_syncs(instance, runtime, actor)
         for start, end in contiguous_ranges(batches):
-            progress(f"building batches {start}–{end}" if end > start else f"building batch {start}")
+            outcome.stage = f"building batches {start}–{end}" if end > start else f"building batch {start}"
+            progress(outcome.stage)
             tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end),
-                    "reval/actor": actor}
-            result = job.execute_in_process(run_config=QUIET, instance=instance, tags=tags,
+                    **own}
+            outcome.run_ids.append(str(uuid.uuid4()))
+            result = job.execute_in_process(run_config=QUIET, instance=instance, tags=tags, run_id=outcome.run_ids[-1],
                                             asset_selection=BATCH_ASSETS, raise_on_error=False)
-            outcome.run_ids.append(result.run_id)
             if not result.success:
+                outcome.interrupted = _interrupted(result)
                 outcome.error = _failure_message(result)
+                outcome.live_version = runtime.live.live_version()
+                _say_what_is_live(outcome)
                 return outcome
-        progress("staging the candidate beside live and running the checks" + (", then publishing" if publish else ""))
+        holders = _pool_holders(instance)
+        if holders:
+            outcome.error = (f"Dagster run {', '.join(holders)} holds the {SYNC_POOL} pool (it is staging or "
+                             "publishing a candidate); wait for it to finish, or terminate it in the Dagster UI, "
+                             "then sync again. The batch files built so far are kept and will be reused; live is "
+                             "unchanged.")
+            outcome.live_version = runtime.live.live_version()
+            return outcome
+        outcome.stage = "staging the candidate beside live and running the checks" + (
+            ", then publishing" if publish else "")
+        progress(outcome.stage)
         release_keys = [dg.AssetKey("release_candidate")] + ([dg.AssetKey("live_release")] if publish else [])
         run_config = {**QUIET, "ops": {
-            "release_candidate": {"config": {"reason": reason}},
+            "release_candidate": {"config": {"reason": reason, "allow_drift_reason": allow_drift_reason,
+                                             **({"thresholds": thresholds} if thresholds else {}),
+                                             **({"fresh_batches": batches} if partial else {})}},
             **({"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}),
         }}
-        result = job.execute_in_process(run_config=run_config, instance=instance, tags={"reval/actor": actor},
+        outcome.run_ids.append(str(uuid.uuid4()))
+        result = job.execute_in_process(run_config=run_config, instance=instance, tags=own, run_id=outcome.run_ids[-1],
                                         asset_selection=release_keys, raise_on_error=False)
-        outcome.run_ids.append(result.run_id)
         outcome.version = runtime.live.candidate_for_run(result.run_id)
         _read_outcome(runtime, outcome)
         if not result.success and not outcome.blocked_by:
+            outcome.interrupted = _interrupted(result)
             outcome.error = _failure_message(result)
             outcome.refused = bool(outcome.error and outcome.error.startswith("REFUSED"))
+            _say_what_is_live(outcome)
+        return outcome
+    except KeyboardInterrupt:  # between or around the runs, where Dagster does not catch it
+        outcome.interrupted = True
         return outcome
     finally:
         instance.dispose()
+        if outcome.interrupted:
+            _record_abort(runtime, outcome, actor=actor, reason=reason)
+
+
+def _say_what_is_live(outcome: SyncResult) -> None:
+    """End a failure's message with what readers see now, unless it says so already."""
+    if not outcome.error or outcome.refused or outcome.interrupted or "live is unchanged" in outcome.error.lower():
+        return
+    if outcome.published:
+        outcome.error += f". {outcome.version} had been published before the failure and is live."
+    else:
+        outcome.error = f"{outcome.error.rstrip('. ')}. Live is unchanged ({outcome.live_version or 'no version yet'})."
+
+
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a run ended because it was interrupted (SIGINT/SIGTERM, or terminated), not because it failed."""
+    if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
+        return True
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.event_type == dg.DagsterEventType.STEP_FAILURE else None
+        if error and error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+            return True
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE and "interrupted" in (event.message or ""):
+            return True
+    return False
+
+
+def _record_abort(runtime: Runtime, outcome: SyncResult, *, actor: str, reason: str) -> None:
+    """Audit the abort and say what state it left: live is whatever was live, unless the publish had committed."""
+    try:
+        if outcome.run_ids and not outcome.version:
+            outcome.version = runtime.live.candidate_for_run(outcome.run_ids[-1])
+        outcome.live_version = runtime.live.live_version()
+        outcome.published = bool(outcome.version) and outcome.live_version == outcome.version
+        runtime.live.audit("abort", outcome.version, actor, runtime.settings.env.value, reason, {
+            "how": "interrupted", "during": outcome.stage, "run_ids": outcome.run_ids,
+            "live": outcome.live_version, "published": outcome.published})
+        audited = ""
+    except Exception as error:  # noqa: BLE001 - the abort itself must still be reported
+        audited = f" (the abort could not be recorded in the audit log: {error})"
+    live = outcome.live_version or "no version yet"
+    state = (f"{outcome.version} had already been published and is live" if outcome.published
+             else f"live is unchanged ({live})")
+    outcome.error = (f"interrupted while {outcome.stage}: the sync stopped; {state}. Run `reval sync` again to "
+                     f"resume: the batch files already written are reused{audited}.")
+
+
+def _close_runs_of_killed_syncs(instance: dg.DagsterInstance, runtime: Runtime, actor: str) -> list[str]:
+    """Mark runs of syncs whose process is gone (killed) as canceled and free their pool slots.
+
+    Without this a `reval sync` killed while staging or publishing keeps the `reval_sync` pool slot
+    forever, and every later sync waits for it (uninterruptibly: the in-process executor ignores Ctrl-C
+    while it waits). Only runs started by `run_sync` on this host whose process no longer exists qualify.
+    """
+    host = socket.gethostname()
+    closed = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=UNFINISHED, tags={HOST_TAG: host})):
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid <= 0 or _alive(pid, run.tags.get(STARTED_TAG, "")):
+            continue
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.report_run_canceled(run, message=f"the sync process (pid {pid}) is gone: killed; closed by the "
+                                                  f"next sync (pid {os.getpid()})")
+        closed.append(run.run_id)
+    if closed:
+        runtime.live.audit("abort", None, actor, runtime.settings.env.value, "a previous sync was killed",
+                           {"how": "killed", "run_ids": closed, "live": runtime.live.live_version()})
+    return closed
+
+
+def _alive(pid: int, started: str) -> bool:
+    """Whether the process that started a run still runs: its pid exists and (on Linux) began when it did."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = _process_started(pid)
+    return not (started and now and now != started)
+
+
+def _process_started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22); "" where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _pool_holders(instance: dg.DagsterInstance) -> list[str]:
+    """Runs holding the sync pool's slot; a sync would otherwise wait for them without end or Ctrl-C."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or SYNC_POOL not in storage.get_concurrency_keys():
+        return []
+    return sorted({slot.run_id for slot in storage.get_concurrency_info(SYNC_POOL).claimed_slots})
 
 
 def _read_outcome(runtime: Runtime, outcome: SyncResult) -> None:

@@ -306,12 +306,17 @@ def test_list_key_text_inside_a_value_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_missing_list_key_names_the_file_and_the_keys_found(tmp_path: Path) -> None:
+    # Issue 4: not a SourceError any more (that failed the raw step before any candidate existed) but an
+    # empty input with an input-level problem, on which a blocking check fails the release.
     _export(tmp_path)
     _write_json(_recommendations_file(tmp_path), {"countTotal": 2, "recommendations": RECOMMENDATIONS})
-    error = _error(tmp_path)
-    assert error.file == str(_recommendations_file(tmp_path.absolute()))
-    assert "expected key 'recommendationInfo' or 'traineeInfo'" in str(error)
-    assert "found keys 'countTotal', 'recommendations'" in str(error)
+    wire = FileSource(tmp_path).extract()["recommendation_records"]
+    assert wire.table.num_rows == 0
+    assert wire.table.column_names == [c.wire for c in RAW_SPECS["recommendation_records"].columns] + ["_record"]
+    [problem] = wire.problems
+    assert str(_recommendations_file(tmp_path.absolute())) in problem
+    assert "expected key 'recommendationInfo' or 'traineeInfo'" in problem
+    assert "found keys 'countTotal', 'recommendations'" in problem
 
 
 def test_missing_list_key_in_an_empty_object_says_no_keys_were_found() -> None:

@@ -12,7 +12,7 @@ from reval_assets.pipeline import operations
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.live import LIVE_VIEWS, ConcurrentPublishError, LiveStore, PublishError
-from reval_assets_tests.core_sync import publish, stage
+from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
 
 def rows_of(runtime, view: str) -> list[dict]:
@@ -55,7 +55,7 @@ def test_live_store_has_the_contract_catalog(runtime):
 def test_staged_but_unpublished_version_changes_nothing_a_reader_sees(runtime, monkeypatch):
     first = publish(runtime)
     before = {v: rows_of(runtime, v) for v in LIVE_VIEWS}
-    candidate = stage(runtime, SyntheticSource(doctors=1200, seed=99))
+    candidate = stage(runtime, SyntheticSource(doctors=1200, seed=99), thresholds=NEW_POPULATION)
     assert runtime.live.version(candidate)["status"] == VersionStatus.STAGED.value
     assert runtime.live.live_version() == first
     assert {v: rows_of(runtime, v) for v in LIVE_VIEWS} == before
@@ -64,7 +64,7 @@ def test_staged_but_unpublished_version_changes_nothing_a_reader_sees(runtime, m
 def test_rollback_restores_the_exact_previous_rows(runtime):
     first = publish(runtime)
     before = {v: rows_of(runtime, v) for v in LIVE_VIEWS}
-    second = publish(runtime, SyntheticSource(doctors=1700, seed=8))
+    second = publish(runtime, SyntheticSource(doctors=1700, seed=8), thresholds=NEW_POPULATION)
     assert rows_of(runtime, "doctors") != before["doctors"]
     previous = operations.rollback(runtime, first, actor="tester", reason="bad data")
     assert previous == second
@@ -87,8 +87,8 @@ def test_publish_refuses_a_candidate_whose_checks_failed_or_never_ran(runtime):
 
 def test_two_publishers_racing_exactly_one_wins(runtime):
     base = publish(runtime)
-    a = stage(runtime, SyntheticSource(doctors=1500, seed=1))
-    b = stage(runtime, SyntheticSource(doctors=1500, seed=2))
+    a = stage(runtime, SyntheticSource(doctors=1500, seed=1), thresholds=NEW_POPULATION)
+    b = stage(runtime, SyntheticSource(doctors=1500, seed=2), thresholds=NEW_POPULATION)
     barrier = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 

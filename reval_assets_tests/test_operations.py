@@ -4,12 +4,13 @@ import sqlalchemy as sa
 
 from reval_assets.pipeline import operations
 from reval_assets.sources.synthetic import SyntheticSource
-from reval_assets_tests.core_sync import publish, stage
+from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
 
 def test_diff_counts_rows_added_removed_and_changed_by_key(runtime):
     a = publish(runtime)
-    b = publish(runtime, SyntheticSource(doctors=1500, seed=7, faults=["missing_connections"]))
+    # Staged, not published: since issue 4 the drift and referential checks block this fault (diff reads manifests).
+    b = stage(runtime, SyntheticSource(doctors=1500, seed=7, faults=["missing_connections"]))
     changes = operations.diff(runtime, a, b)
     old = runtime.snapshots.manifest(a).rows()["doctors"]
     new = runtime.snapshots.manifest(b).rows()["doctors"]
@@ -33,7 +34,7 @@ def test_verify_passes_then_names_a_flipped_byte(runtime):
 
 def test_rollback_refuses_a_version_whose_files_are_corrupt(runtime):
     first = publish(runtime)
-    publish(runtime, SyntheticSource(doctors=1400, seed=3))
+    publish(runtime, SyntheticSource(doctors=1400, seed=3), thresholds=NEW_POPULATION)
     ref = next(runtime.snapshots.manifest(first).all_files())
     (runtime.snapshots.root / ref.path).write_bytes(b"not parquet")
     live_before = runtime.live.live_version()
@@ -46,7 +47,7 @@ def test_rollback_refuses_a_version_whose_files_are_corrupt(runtime):
 
 
 def test_gc_keeps_everything_reachable_and_removes_the_rest(runtime):
-    versions = [publish(runtime, SyntheticSource(doctors=1500, seed=s)) for s in (1, 2, 3)]
+    versions = [publish(runtime, SyntheticSource(doctors=1500, seed=s), thresholds=NEW_POPULATION) for s in (1, 2, 3)]
     blocked = stage(runtime, SyntheticSource(doctors=1500, seed=4, faults=["mapping_break"]))
     runtime.live.set_pinned(versions[0], True)
     files_before = set(runtime.snapshots.file_paths())
@@ -82,3 +83,17 @@ def test_gc_reclaims_leftovers_of_an_aborted_sync(runtime):
     assert not orphan.exists()
     assert not (runtime.snapshots.root / stray.path).exists()
     assert operations.verify(runtime)["problems"] == []
+
+
+def test_partial_resync_after_a_blocked_sync_keeps_live_files_for_the_other_batches(runtime):
+    clean = publish(runtime)
+    blocked = stage(runtime, SyntheticSource(doctors=1500, seed=7, faults=["mapping_break"]))
+    assert runtime.live.version(blocked)["status"] == "blocked"
+    # The blocked sync moved every batch's newest files to empty recommendations; a re-sync of
+    # batch 0 alone must take the other batches from live, not from those files.
+    partial = publish(runtime, batches=[0])
+    clean_files = runtime.snapshots.manifest(clean).files
+    partial_files = runtime.snapshots.manifest(partial).files
+    assert partial_files == clean_files
+    assert runtime.live.read_view("recommendations").num_rows == runtime.snapshots.manifest(clean).rows()[
+        "recommendations"] > 0

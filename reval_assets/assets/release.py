@@ -1,6 +1,8 @@
 """Write-audit-publish: stage a candidate beside live, check it, then publish it."""
 
 
+from datetime import UTC, datetime
+
 import dagster as dg
 from pydantic import Field
 
@@ -9,14 +11,54 @@ from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.pipeline.operations import check_candidate, diff_manifests, publish
 from reval_assets.pipeline.steps import MissingBatchError, stage_candidate
-from reval_assets.quality.checks import CHECKS
+from reval_assets.quality.checks import CHECKS, CheckResult, Thresholds, parse_time
 from reval_assets.resources import RevalResource
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError
 
+_DEFAULT = Thresholds()
+_DOC = Thresholds.docs()
+
+
+class ThresholdsConfig(dg.Config):
+    """The blocking checks' thresholds (`reval_assets.quality.checks.Thresholds`), for this run only."""
+
+    min_rows: int = Field(default=_DEFAULT.min_rows, description=_DOC["min_rows"])
+    min_mapping_coverage: float = Field(default=_DEFAULT.min_mapping_coverage, description=_DOC["min_mapping_coverage"])
+    min_under_notice_coverage: float = Field(
+        default=_DEFAULT.min_under_notice_coverage, description=_DOC["min_under_notice_coverage"])
+    max_coverage_drop_points: float = Field(
+        default=_DEFAULT.max_coverage_drop_points, description=_DOC["max_coverage_drop_points"])
+    max_drift_loss_share: float = Field(default=_DEFAULT.max_drift_loss_share, description=_DOC["max_drift_loss_share"])
+    min_drift_rows: int = Field(default=_DEFAULT.min_drift_rows, description=_DOC["min_drift_rows"])
+    max_unknown_enum_records: int = Field(
+        default=_DEFAULT.max_unknown_enum_records, description=_DOC["max_unknown_enum_records"])
+    max_duplicate_key_records: int = Field(
+        default=_DEFAULT.max_duplicate_key_records, description=_DOC["max_duplicate_key_records"])
+    max_unmatched_records: int = Field(
+        default=_DEFAULT.max_unmatched_records, description=_DOC["max_unmatched_records"])
+    max_export_age_hours: float = Field(default=_DEFAULT.max_export_age_hours, description=_DOC["max_export_age_hours"])
+    max_quarantine_share: float = Field(default=_DEFAULT.max_quarantine_share, description=_DOC["max_quarantine_share"])
+
+    def to_thresholds(self, allow_drift_reason: str = "") -> Thresholds:
+        """Raises ValueError naming a threshold out of range."""
+        return Thresholds(**self.model_dump(), allow_drift_reason=allow_drift_reason.strip())
+
 
 class CandidateConfig(dg.Config):
     reason: str = Field(default="sync from Dagster", description="Why this sync runs; recorded on the version.")
+    fresh_batches: list[int] | None = Field(
+        default=None,
+        description="A partial re-sync: only these batches take their newest files, the others stay as live. "
+        "Empty means every batch's newest materialisation.",
+    )
+    allow_drift_reason: str = Field(
+        default="",
+        description="Only to publish a known large change: why it is expected. Lets the drift check pass (its "
+        "numbers are still shown) and is recorded in the check's metadata and the audit. Empty: drift blocks.",
+    )
+    thresholds: ThresholdsConfig = Field(
+        default_factory=ThresholdsConfig, description="The blocking checks' thresholds, for this run only.")
 
 
 class PublishConfig(dg.Config):
@@ -44,11 +86,16 @@ class PublishConfig(dg.Config):
 def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
     runtime = reval.runtime()
     try:
-        candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason, run_id=context.run_id)
+        thresholds = config.thresholds.to_thresholds(config.allow_drift_reason)
+    except ValueError as error:
+        raise dg.Failure(description=f"release_candidate config: {error}") from None
+    try:
+        candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason, run_id=context.run.run_id,
+                                    fresh_batches=config.fresh_batches)
     except (MissingBatchError, CorruptFileError) as error:
         raise dg.Failure(description=str(error)) from None
     manifest = candidate.manifest
-    results = check_candidate(runtime, manifest)
+    results = check_candidate(runtime, manifest, thresholds)
     rows = manifest.rows()
     metadata: dict = {
         "version": manifest.version,
@@ -60,10 +107,15 @@ def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig
         "rows_loaded": candidate.load.rows_loaded,
         "seconds_load": round(candidate.seconds["load"], 3),
         "checks_passed": all(r.passed for r in results),
+        "checks_failed": sum(not r.passed for r in results),  # a number, so the UI can plot it over time
+        **_ages(manifest.exported_at, "export"),
+        **_live_age(runtime),
     }
     if manifest.parent:
         changes = diff_manifests(runtime, runtime.snapshots.manifest(manifest.parent), manifest)
         metadata["diff_vs_live"] = dg.MetadataValue.md(_diff_markdown(manifest.parent, changes))
+        # the same figures as numbers, which Dagster plots across materialisations
+        metadata.update({f"{kind}_{e}": n for e, c in changes.items() for kind, n in c.items()})
     yield dg.MaterializeResult(metadata=metadata)
     for result in results:
         yield dg.AssetCheckResult(
@@ -71,8 +123,36 @@ def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,
             description=result.description,
-            metadata={"version": manifest.version, **result.metadata},
+            metadata=_check_metadata(manifest.version, result),
         )
+
+
+def _check_metadata(version: str, result: CheckResult) -> dict:
+    metadata: dict = {"version": version, **result.metadata}
+    if result.table:
+        metadata["details"] = dg.MetadataValue.md(result.table)
+    return metadata
+
+
+def _ages(iso: str | None, label: str) -> dict:
+    """`<label>ed_at` as a timestamp and `<label>_age_hours` now, or "unknown"."""
+    when = parse_time(iso)
+    if when is None:
+        return {f"{label}ed_at": "unknown", f"{label}_age_hours": "unknown"}
+    return {f"{label}ed_at": dg.MetadataValue.timestamp(when),
+            f"{label}_age_hours": round((datetime.now(UTC) - when).total_seconds() / 3600, 2)}
+
+
+def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
+    """How old the live version is (published when, from an export made when), shown in the UI."""
+    live = runtime.live.live_row()
+    if not live["version"]:
+        return {}
+    published = live["published_at"].replace(tzinfo=UTC)
+    exported = runtime.snapshots.manifest(live["version"]).exported_at
+    return {"live_published_at": dg.MetadataValue.timestamp(published),
+            "live_age_hours": round((datetime.now(UTC) - published).total_seconds() / 3600, 2),
+            **{f"live_{k}": v for k, v in _ages(exported, "export").items()}}
 
 
 @dg.asset(
@@ -84,7 +164,7 @@ def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig
 )
 def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
     runtime = reval.runtime()
-    version = config.version or runtime.live.candidate_for_run(context.run_id) or runtime.live.latest_candidate()
+    version = config.version or runtime.live.candidate_for_run(context.run.run_id) or runtime.live.latest_candidate()
     if not version:
         raise dg.Failure(description="there is no staged candidate to publish; materialise release_candidate first")
     try:
@@ -98,6 +178,7 @@ def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval
         "published_by": actor_of(context),
         "reason": config.reason,
         **{f"rows_{e}": row.get(f"rows_{e}") or 0 for e in ENTITIES},
+        **_ages(runtime.snapshots.manifest(version).exported_at, "export"),  # how old the data now live is
     })
 
 

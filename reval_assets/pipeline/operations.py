@@ -14,7 +14,7 @@ import pyarrow as pa
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.pipeline.guard import GuardRefused, require_confirmation
 from reval_assets.pipeline.runtime import Runtime
-from reval_assets.quality.checks import CandidateData, CheckResult, Thresholds, run_checks
+from reval_assets.quality.checks import CandidateData, CheckResult, Export, Thresholds, parse_time, run_checks
 from reval_assets.store.live import file_table
 from reval_assets.store.snapshots import FileRef, Manifest
 
@@ -26,18 +26,32 @@ def read_entity(runtime: Runtime, refs: list[FileRef], *, verify: bool = False) 
 
 
 def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
+    """The candidate's tables, the live version's (its parent) and what the source sent, for the checks."""
     tables = {e: read_entity(runtime, refs) for e, refs in manifest.files.items()}
     live_version = manifest.parent
-    live = None
+    live = live_exported_at = None
     if live_version:
         live_manifest = runtime.snapshots.manifest(live_version)
         live = {e: read_entity(runtime, refs) for e, refs in live_manifest.files.items()}
-    return CandidateData(tables=tables, live=live)
+        live_exported_at = parse_time(live_manifest.exported_at)
+    return CandidateData(tables=tables, live=live, exports=Export.from_manifest(manifest.landings),
+                         live_version=live_version, live_exported_at=live_exported_at)
 
 
 def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds | None = None) -> list[CheckResult]:
-    """Run the blocking checks on a staged candidate and record the outcome in the catalog."""
+    """Run the blocking checks on a staged candidate and record the outcome in the catalog.
+
+    A drift override (`thresholds.allow_drift_reason`) is audited as `allow_drift`, with
+    whether it let a failing drift through, before the outcome is recorded.
+    """
+    thresholds = thresholds or Thresholds()
     results = run_checks(candidate_data(runtime, manifest), thresholds)
+    if thresholds.allow_drift_reason:
+        drift = next(r for r in results if r.name == "drift")
+        runtime.live.audit("allow_drift", manifest.version, manifest.actor, manifest.env,
+                           thresholds.allow_drift_reason,
+                           {"check": "drift", "overridden": bool(drift.metadata.get("overridden")),
+                            "drift": drift.description})
     runtime.live.record_checks(manifest.version, [r.to_dict() for r in results],
                                actor=manifest.actor, env=manifest.env)
     return results

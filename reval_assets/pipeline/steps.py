@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -17,7 +17,9 @@ from reval_assets.domain.batching import split_by_batch
 from reval_assets.domain.conform import conform
 from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
 from reval_assets.pipeline.runtime import Runtime
-from reval_assets.sources.base import Source, SourceError
+from reval_assets.quality import evidence
+from reval_assets.sources.base import Source, SourceError, exported_at
+from reval_assets.store.faults import fault_point
 from reval_assets.store.live import LoadReport
 from reval_assets.store.snapshots import FileRef, Manifest, SnapshotStore
 from reval_assets.transforms import build_entities
@@ -40,6 +42,9 @@ class Landing:
     inputs: dict[str, list[FileRef]]
     quarantine: FileRef
     counts: dict[str, dict[str, int]]  # input -> records, kept, quarantined
+    # input -> origin, input-level problems, quarantine reasons, records matching no doctor
+    details: dict[str, dict] = field(default_factory=dict)
+    exported_at: str | None = None  # when the source was exported, as of this read (not cached)
 
     @classmethod
     def from_body(cls, body: dict) -> Landing:
@@ -50,18 +55,28 @@ class Landing:
             inputs={k: [FileRef.from_dict(r) for r in refs] for k, refs in body["inputs"].items()},
             quarantine=FileRef.from_dict(body["quarantine"]),
             counts=body["counts"],
+            details=body.get("details", {}),
+            exported_at=body.get("exported_at"),
         )
 
 
 def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
     """Read and split the source once per content (cached by fingerprint): linear in its size."""
+    when = exported_at(source).isoformat()  # per read: the same content exported again is fresh again
     key = f"{source.fingerprint()[:40]}-b{batches}"
     cached = store.landing(key)
     if cached is not None:
-        return Landing.from_body(cached)
+        landing = Landing.from_body(cached)
+        refs = [landing.quarantine, *(ref for refs in landing.inputs.values() for ref in refs)]
+        if all(store.check(ref) is None for ref in refs):  # reused only while every file is intact (by checksum)
+            return replace(landing, exported_at=when)
+        # else land again: put_table rewrites the missing or damaged files with the right bytes
     wire = source.extract()
+    fault_point("extracted")
     inputs: dict[str, list[FileRef]] = {}
     counts: dict[str, dict[str, int]] = {}
+    details: dict[str, dict] = {}
+    kept: dict[str, pa.Table] = {}
     quarantines: list[pa.Table] = []
     for name, spec in RAW_SPECS.items():
         if name not in wire:
@@ -74,12 +89,19 @@ def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
             "kept": conformed.table.num_rows,
             "quarantined": conformed.quarantined_records,
         }
+        details[name] = {"origin": wire[name].origin, "problems": list(wire[name].problems),
+                         "reasons": evidence.quarantine_reasons(conformed.quarantine)}
+        kept[name] = conformed.table
         quarantines.append(conformed.quarantine)
+    doctors = evidence.doctor_numbers({name: wire[name].table for name in RAW_SPECS})
+    for name in evidence.DEPENDENT_INPUTS:
+        details[name]["unmatched"] = evidence.unmatched(name, kept[name], doctors)
     quarantine = pa.concat_tables(quarantines) if quarantines else QUARANTINE_SCHEMA.empty_table()
     quarantine_ref, _ = store.put_table("quarantine", 0, quarantine)
     body = {"key": key, "source": source.description, "batches": batches, "counts": counts,
             "inputs": {k: [r.__dict__ for r in refs] for k, refs in inputs.items()},
-            "quarantine": quarantine_ref.__dict__, "landed_at": datetime.now(UTC).isoformat()}
+            "quarantine": quarantine_ref.__dict__, "landed_at": datetime.now(UTC).isoformat(),
+            "details": details, "exported_at": when}
     store.put_landing(key, body)
     return Landing.from_body(body)
 
@@ -87,7 +109,8 @@ def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
 def land_batch(store: SnapshotStore, landing: Landing, batch: int) -> dict[str, FileRef]:
     """Make the landed files of `batch` its current raw inputs."""
     refs = {name: landing.inputs[name][batch] for name in RAW_SPECS}
-    store.set_head(RAW_GROUP, batch, refs, landing=landing.key, source=landing.source)
+    store.set_head(RAW_GROUP, batch, refs, landing=landing.key, source=landing.source,
+                   exported_at=landing.exported_at)
     return refs
 
 
@@ -112,7 +135,8 @@ def build_batch(store: SnapshotStore, batch: int) -> BatchBuild:
     reused: dict[str, bool] = {}
     for entity in ENTITIES:
         refs[entity], reused[entity] = store.put_table(entity, batch, tables[entity])
-    store.set_head(ENTITY_GROUP, batch, refs, landing=body.get("landing"), source=body.get("source"))
+    store.set_head(ENTITY_GROUP, batch, refs, landing=body.get("landing"), source=body.get("source"),
+                   exported_at=body.get("exported_at"))
     return BatchBuild(batch=batch, refs=refs, reused=reused, tables=tables)
 
 
@@ -127,10 +151,17 @@ class Candidate:
     seconds: dict[str, float]
 
 
-def compose_manifest(runtime: Runtime, *, actor: str, reason: str, run_id: str | None) -> Manifest:
-    """A new version from the current files of every entity x batch, each checked against its sha256."""
+def compose_manifest(runtime: Runtime, *, actor: str, reason: str, run_id: str | None,
+                     fresh_batches: list[int] | None = None) -> Manifest:
+    """A new version from the current files of every entity x batch, each checked against its sha256.
+
+    With `fresh_batches` (a partial re-sync), only those batches take their newest files; the
+    others keep the live version's, never files a blocked or unpublished sync left in the heads.
+    """
     store, batches = runtime.snapshots, runtime.settings.batches
     heads = {b: store.head_body(ENTITY_GROUP, b) for b in range(batches)}
+    if fresh_batches is not None:
+        heads.update(_live_heads(runtime, set(range(batches)) - set(fresh_batches)))
     missing = [b for b, body in heads.items() if body is None]
     if missing:
         raise MissingBatchError(
@@ -140,15 +171,17 @@ def compose_manifest(runtime: Runtime, *, actor: str, reason: str, run_id: str |
     for ref in (r for refs in files.values() for r in refs):
         store.read_bytes(ref)  # raises CorruptFileError naming the file
     landings = {heads[b].get("landing") for b in range(batches)} - {None}
+    parent = runtime.live.live_version()
     quarantined: dict[str, int] = {}
     for key in sorted(landings):
         body = store.landing(key)
         for name, counts in (body or {}).get("counts", {}).items():
             quarantined[name] = max(quarantined.get(name, 0), counts["quarantined"])
     sources = sorted({heads[b].get("source") or "unknown" for b in range(batches)})
+    times = [heads[b].get("exported_at") for b in range(batches)]
     return Manifest(
         version=new_version_id(),
-        parent=runtime.live.live_version(),
+        parent=parent,
         created_at=datetime.now(UTC).isoformat(),
         actor=actor,
         reason=reason,
@@ -158,18 +191,62 @@ def compose_manifest(runtime: Runtime, *, actor: str, reason: str, run_id: str |
         files=files,
         quarantined=quarantined,
         run_id=run_id,
+        landings=_landing_summaries(store, heads, parent),
+        exported_at=None if None in times else min(times),
     )
 
 
-def stage_candidate(runtime: Runtime, *, actor: str, reason: str, run_id: str | None) -> Candidate:
+def _landing_summaries(store: SnapshotStore, heads: dict[int, dict], parent: str | None) -> dict[str, dict]:
+    """Per landing the candidate's batches come from: its export time and what it said about each input.
+
+    A landing gc has since removed is taken from the live manifest, which recorded it when
+    those batches were published.
+    """
+    previous: dict[str, dict] | None = None
+    summaries: dict[str, dict] = {}
+    for key in sorted({body.get("landing") or "unknown" for body in heads.values()}):
+        batches = sorted(b for b, body in heads.items() if (body.get("landing") or "unknown") == key)
+        times = [heads[b].get("exported_at") for b in batches]
+        body = store.landing(key) if key != "unknown" else None
+        if body is None:
+            if previous is None:
+                previous = store.manifest(parent).landings if parent else {}
+            summary = dict(previous.get(key) or {"source": "unknown", "inputs": {}, "missing": True})
+        else:
+            details = body.get("details", {})
+            summary = {"source": body["source"], "landed_at": body.get("landed_at"),
+                       "inputs": {name: {**counts, **details.get(name, {})} for name, counts in body["counts"].items()}}
+        summaries[key] = {**summary, "batches": batches, "exported_at": None if None in times else min(times)}
+    return summaries
+
+
+def _live_heads(runtime: Runtime, batches: set[int]) -> dict[int, dict]:
+    """The live version's files of `batches`, shaped like heads; none before the first publish."""
+    live = runtime.live.live_version()
+    if live is None or not batches:
+        return {}
+    manifest = runtime.snapshots.manifest(live)
+    if manifest.batches != runtime.settings.batches:
+        return {}
+    landing_of = {b: key for key, summary in manifest.landings.items() for b in summary.get("batches", [])}
+    return {b: {"refs": {e: manifest.files[e][b].__dict__ for e in ENTITIES}, "landing": landing_of.get(b),
+                "source": manifest.source,
+                "exported_at": manifest.landings.get(landing_of.get(b), {}).get("exported_at")}
+            for b in batches}
+
+
+def stage_candidate(runtime: Runtime, *, actor: str, reason: str, run_id: str | None,
+                    fresh_batches: list[int] | None = None) -> Candidate:
     """Compose a version, write its manifest and load it beside live (not yet visible to readers)."""
     started = time.perf_counter()
-    manifest = compose_manifest(runtime, actor=actor, reason=reason, run_id=run_id)
+    manifest = compose_manifest(runtime, actor=actor, reason=reason, run_id=run_id, fresh_batches=fresh_batches)
     sha = runtime.snapshots.put_manifest(manifest)
+    fault_point("manifest_written")
     composed = time.perf_counter()
     pairs = [(entity, ref) for entity, refs in manifest.files.items() for ref in refs]
     load = runtime.live.load_files(pairs, lambda ref: runtime.snapshots.read_table(ref, verify=False))
     loaded = time.perf_counter()
+    fault_point("loaded")
     runtime.live.stage(manifest, sha)
     return Candidate(manifest=manifest, load=load, seconds={
         "compose": composed - started, "load": loaded - composed, "views": time.perf_counter() - loaded})

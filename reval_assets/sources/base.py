@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import pyarrow as pa
@@ -37,9 +38,15 @@ class WireInput:
 
     table: pa.Table
     origin: str  # the file it came from, or "synthetic"
+    # Input-level problems: the input could not be read as a whole (e.g. its list is under an
+    # unknown key), so `table` is empty. Carried through the landing into the manifest, where a
+    # blocking check fails on them: a broken payload is never published as "0 rows".
+    problems: tuple[str, ...] = ()
 
 
 class Source(Protocol):
+    """A source may also offer `exported_at() -> datetime`, when its data was exported (see `exported_at`)."""
+
     description: str
 
     def fingerprint(self) -> str:
@@ -49,3 +56,12 @@ class Source(Protocol):
     def extract(self) -> dict[str, WireInput]:
         """Every raw input (keyed by raw entity name), each read once, linear in its size."""
         ...
+
+
+def exported_at(source: object) -> datetime:
+    """When the source's data was exported (`source.exported_at()`, if it says), else now: read time."""
+    method = getattr(source, "exported_at", None)
+    value = method() if callable(method) else None
+    if value is None:
+        return datetime.now(UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -6,15 +6,19 @@ recommendation payload's list is found by looking its key up in the *parsed* obj
 by rewriting the text: the Dec 2023 incident was a regex on `"traineeInfo":` that stopped
 matching once the JSON was pretty-printed as `"traineeInfo" : [`.
 
-Only file-level problems fail here (a missing file or list key, invalid JSON, a wrong
-shape). Record-level problems (bad enum, date, GMC number, duplicate key) are passed
-through as text and quarantined later by `reval_assets.domain.conform`.
+Only file-level problems fail here (a missing file, invalid JSON, a wrong shape).
+A recommendation list under an unknown key is different: it is the Dec 2023 fault itself, so
+the input is returned empty with an input-level problem (`WireInput.problems`) naming the
+file, the keys found and the keys expected, and the release's blocking checks fail on it,
+never as "0 rows". Record-level problems (bad enum, date, GMC number, duplicate key) are
+passed through as text and quarantined later by `reval_assets.domain.conform`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,10 @@ def _key_list(keys: Iterable[object], sep: str = ", ") -> str:
     return sep.join(f"'{k}'" for k in keys) or "none"
 
 
+class MissingListKeyError(SourceError):
+    """The recommendation payload holds no list under a known key (e.g. it was renamed)."""
+
+
 def recommendation_items(payload: object, file: str) -> list:
     """The recommendation records of the summary payload `{"countTotal": N, "<key>": [...]}`.
 
@@ -55,7 +63,7 @@ def recommendation_items(payload: object, file: str) -> list:
         )
     present = [key for key in RECOMMENDATION_LIST_KEYS if key in payload]
     if not present:
-        raise SourceError(
+        raise MissingListKeyError(
             f"no recommendation list: expected key {expected}, found keys {_key_list(payload)}", file=file
         )
     lists = {key: _list_value(payload[key], key, file) for key in present}
@@ -162,9 +170,19 @@ class FileSource:
             self._extracted = {name: self._extract_one(name, data) for name, data in self._read().items()}
         return self._extracted
 
+    def exported_at(self) -> datetime:
+        """When the export was written: the oldest modification time of its four files."""
+        self._check_present()
+        oldest = min(self.path(name).stat().st_mtime for name in RAW_SPECS)
+        return datetime.fromtimestamp(oldest, UTC)
+
     def _extract_one(self, name: str, data: bytes) -> WireInput:
         spec, file = RAW_SPECS[name], str(self.path(name))
-        return WireInput(wire_table(spec, _records(spec, _parse(data, file), file), file), file)
+        try:
+            records = _records(spec, _parse(data, file), file)
+        except MissingListKeyError as error:  # the input is unusable as a whole: a blocking check says so
+            return WireInput(wire_table(spec, [], file), file, problems=(str(error),))
+        return WireInput(wire_table(spec, records, file), file)
 
     def _read(self) -> dict[str, bytes]:
         if self._data is None:

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -655,6 +655,12 @@ class SyntheticSource:
         if as_of != AS_OF:
             self.description += f", as of {as_of.isoformat()}"
         self._extracted: dict[str, WireInput] | None = None
+        # The population is generated on demand, so it is as fresh as this instance (one per run).
+        self.generated_at = datetime.now(UTC)
+
+    def exported_at(self) -> datetime:
+        """The generation time: when this source was made (not `as_of`, the day the data describes)."""
+        return self.generated_at
 
     def fingerprint(self) -> str:
         parameters = {

@@ -30,7 +30,8 @@ def identifier(name: str) -> str:
 def dialect_of(url: str | URL) -> str:
     name = make_url(url).get_backend_name()
     if name not in _SQL_TYPES:
-        raise ValueError(f"live store must be sqlite or postgresql, not {name!r} ({url})")
+        raise ValueError(f"the live store must be SQLite or PostgreSQL, not {name!r}: set REVAL_LIVE_URL to "
+                         "sqlite:///PATH or postgresql+psycopg://USER@HOST:5432/DB")
     return name
 
 
@@ -67,10 +68,16 @@ def adbc_connection(url: str | URL) -> Iterator[object]:
         yield connection
         connection.commit()
     except BaseException:
-        connection.rollback()
+        try:
+            connection.rollback()
+        except Exception:  # noqa: BLE001 - connection gone: the server rolled back; report the first error
+            pass
         raise
     finally:
-        connection.close()
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - same: closing a dead connection must not hide why it died
+            pass
 
 
 def load_table(cursor: object, dialect: str, table: str, data: pa.Table) -> None:

@@ -9,6 +9,8 @@ import os
 import uuid
 from pathlib import Path
 
+from reval_assets.store.faults import fault_point
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -31,12 +33,18 @@ def atomic_write(path: Path, data: bytes | memoryview) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            view = memoryview(data)
+            handle.write(view[: len(view) // 2])
+            # A test may kill here: half a temp file, nothing under the final name.
+            fault_point("write", f"write/{path.parent.name}", f"write/{path.parent.parent.name}")
+            handle.write(view[len(view) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # "No space left on device" alone does not say where
         raise
     _fsync_dir(path.parent)
 

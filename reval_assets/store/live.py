@@ -12,6 +12,7 @@ new one, never a mix and never a missing view.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from reval_assets.domain.enums import VersionStatus
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.store.bulk import adbc_connection, dialect_of, identifier, load_table
+from reval_assets.store.faults import fault_point
 from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest, UnknownVersionError
 
 LIVE_VIEWS: tuple[str, ...] = (*ENTITIES, "discrepancies")
@@ -149,10 +151,11 @@ class LiveStore:
 
     # -- staging ---------------------------------------------------------------------------
     def load_files(self, refs: Iterable[tuple[str, FileRef]], read: Callable[[FileRef], pa.Table]) -> LoadReport:
-        """Bulk-load every file not yet loaded into its own table, all in one transaction.
+        """Bulk-load every file not yet loaded into its own table, one transaction per table.
 
         `read(ref)` returns the file's Arrow table (verified against its sha256 by the caller).
-        A table and its registry row are committed together, so a registered table is complete.
+        A table and its registry row are committed together, so a registered table is complete, and
+        a sync stopped half-way through the load keeps the tables it finished: the next one reuses them.
         """
         with self.engine.connect() as conn:
             loaded = set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
@@ -177,6 +180,8 @@ class LiveStore:
                         f"VALUES ('{name}', '{identifier(entity)}', '{_hex(ref.sha256)}', {int(data.num_rows)})"
                     )
                     rows += data.num_rows
+                    fault_point("load_table")  # inside this table's transaction, before its commit
+                    adbc.commit()
         return LoadReport(tables_loaded=len(todo), tables_reused=reused, rows_loaded=rows)
 
     def stage(self, manifest: Manifest, manifest_sha256: str) -> None:
@@ -209,10 +214,12 @@ class LiveStore:
             )
             self._audit(conn, "stage", manifest.version, manifest.actor, manifest.env, manifest.reason,
                         {"rows": rows, "parent": live})
+            fault_point("stage")
 
     def record_checks(self, version: str, results: list[dict], *, actor: str, env: str) -> bool:
         """Store check results; a failed blocking check marks the version blocked."""
         passed = all(r["passed"] for r in results if r.get("blocking", True))
+        fault_point("checks")
         with self.engine.begin() as conn:
             values: dict = {"checks_passed": passed, "checks": json.dumps(results, default=str)}
             if not passed:
@@ -247,7 +254,8 @@ class LiveStore:
             row = self._version_row(conn, version)
             if row.published_at is None or row.checks_passed is not True:
                 raise PublishError(f"version {version} was never published (status {row.status}); "
-                                   "rollback only goes to a version that was live before")
+                                   "rollback only goes to a version that was live before: "
+                                   "`reval versions` lists them (status live or retired)")
             current = self._live_version(conn)
             self._repoint(conn, version, current, action="rollback", actor=actor, reason=reason, env=env)
             return current
@@ -258,7 +266,9 @@ class LiveStore:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
                     # A long reader delays a publish (up to the timeout) rather than queueing every
-                    # later reader behind the publish's lock.
+                    # later reader behind the publish's lock. The timeout bounds the WHOLE re-point, not
+                    # each view's wait (see `_bound_lock_wait`).
+                    conn.info["lock_deadline"] = time.monotonic() + self.lock_timeout_seconds
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_seconds * 1000)}ms'")
                     try:
                         conn.execute(sa.select(live_table.c.version).where(live_table.c.id == 1)
@@ -268,21 +278,35 @@ class LiveStore:
                             "another publish or rollback is in progress; try again when it has finished") from error
                 yield conn
         except sa.exc.OperationalError as error:
-            if "lock" in str(error).lower():
-                raise ConcurrentPublishError(
-                    f"could not take the publish lock within {self.lock_timeout_seconds:g}s "
-                    "(a long-running reader or another publish holds it); live is unchanged, try again") from error
+            # By error code, not message text: the message quotes the SQL, and `SET LOCAL lock_timeout`
+            # failing for a dropped connection is no lock timeout.
+            if getattr(error.orig, "sqlstate", None) == "55P03" or "database is locked" in str(error.orig):
+                raise ConcurrentPublishError(self._lock_timeout_message()) from error
             raise
+
+    def _lock_timeout_message(self) -> str:
+        return (f"could not take the publish lock within {self.lock_timeout_seconds:g}s "
+                "(a long-running reader or another publish holds it); live is unchanged, try again")
+
+    def _bound_lock_wait(self, conn: Connection) -> None:
+        """Give the next lock wait only what is left of the timeout, so four views waited on in turn
+        cannot hold readers up for four timeouts."""
+        remaining = conn.info["lock_deadline"] - time.monotonic()
+        if remaining < 0.001:
+            raise ConcurrentPublishError(self._lock_timeout_message())
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(remaining * 1000))}ms'")
 
     def _repoint(self, conn: Connection, version: str, current: str | None, *,
                  action: str, actor: str, reason: str, env: str) -> None:
         for view in LIVE_VIEWS:
             target = version_view(version, view)
             if self.dialect == "postgresql":
+                self._bound_lock_wait(conn)
                 conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target}")
             else:
                 conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
                 conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {target}")
+            fault_point("repoint_view")
         at = now()
         conn.execute(live_table.update().where(live_table.c.id == 1)
                      .values(version=version, published_at=at, published_by=actor, reason=reason))
@@ -293,6 +317,7 @@ class LiveStore:
                      .values(status=VersionStatus.LIVE.value, published_at=at,
                              **({"actor": actor, "reason": reason} if action == "publish" else {})))
         self._audit(conn, action, version, actor, env, reason, {"previous": current})
+        fault_point("publish")  # everything re-pointed, not yet committed
 
     # -- reading the catalog ---------------------------------------------------------------
     def live_version(self) -> str | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,11 @@ class Manifest:
     files: dict[str, list[FileRef]]
     quarantined: dict[str, int] = field(default_factory=dict)
     run_id: str | None = None
+    # What the quality checks need from the source, kept with the version (landings are gc'ed):
+    # per landing its batches, export time, and per input the counts, input-level problems,
+    # quarantine reasons and records that match no doctor (see `pipeline.steps.compose_manifest`).
+    landings: dict[str, dict] = field(default_factory=dict)
+    exported_at: str | None = None  # ISO time of the oldest export any batch was built from
 
     def rows(self) -> dict[str, int]:
         return {entity: sum(ref.rows for ref in refs) for entity, refs in self.files.items()}
@@ -93,6 +98,16 @@ def _parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
+def _final(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files under their final names: not the `.tmp-*` half-writes an aborted `atomic_write` can leave."""
+    return (p for p in paths if not p.name.startswith(".tmp-"))
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 class SnapshotStore:
     def __init__(self, root: Path | str):
         self.root = private_dir(Path(root))
@@ -105,9 +120,9 @@ class SnapshotStore:
         relative = f"files/{kind}/batch={batch}/{sha}.parquet"
         path = self.root / relative
         ref = FileRef(path=relative, sha256=sha, rows=table.num_rows, bytes=data.size)
-        if path.exists() and path.stat().st_size == data.size:
-            return ref, True
-        atomic_write(path, memoryview(data))
+        if path.exists() and path.stat().st_size == data.size and _sha256_of(path) == sha:
+            return ref, True  # written before, complete and intact (by checksum): reused
+        atomic_write(path, memoryview(data))  # new, or replacing a damaged copy with the right bytes
         return ref, False
 
     def read_table(self, ref: FileRef, *, verify: bool = True) -> pa.Table:
@@ -137,7 +152,7 @@ class SnapshotStore:
     def file_paths(self) -> Iterator[Path]:
         files = self.root / "files"
         if files.exists():
-            yield from files.rglob("*.parquet")
+            yield from _final(files.rglob("*.parquet"))
 
     # -- heads -------------------------------------------------------------------------
     def set_head(self, group: str, batch: int, refs: dict[str, FileRef], **extra: object) -> None:
@@ -155,7 +170,7 @@ class SnapshotStore:
     def head_refs(self) -> Iterator[FileRef]:
         heads = self.root / "heads"
         if heads.exists():
-            for path in heads.rglob("*.json"):
+            for path in _final(heads.rglob("*.json")):
                 yield from (FileRef.from_dict(r) for r in json.loads(path.read_bytes())["refs"].values())
 
     def _head_path(self, group: str, batch: int) -> Path:
@@ -174,7 +189,7 @@ class SnapshotStore:
 
     def landings(self) -> list[Path]:
         folder = self.root / "landing"
-        return sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        return sorted(_final(folder.glob("*.json")), key=lambda p: p.stat().st_mtime) if folder.exists() else []
 
     # -- versions ----------------------------------------------------------------------
     def put_manifest(self, manifest: Manifest) -> str:
@@ -198,7 +213,7 @@ class SnapshotStore:
 
     def manifest_ids(self) -> list[str]:
         folder = self.root / "versions"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.exists() else []
+        return sorted(p.stem for p in _final(folder.glob("*.json"))) if folder.exists() else []
 
     def delete_manifest(self, version: str) -> None:
         self._manifest_path(version).unlink(missing_ok=True)

@@ -1,0 +1,258 @@
+"""Peers on the same data, machine and run: the original one-doctor-at-a-time design, dlt, Delta, Iceberg.
+
+Every peer gets the same three entity tables, built by the core's own land/build steps
+(untimed here), so only the peer's part is timed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from bench.common import summary
+
+ENTITIES = ("doctors", "connections", "recommendations")
+KEYS = {"doctors": "gmc_reference_number", "connections": "gmc_reference_number",
+        "recommendations": "recommendation_id"}
+
+
+def entity_tables(doctors: int, workdir: str, seed: int = 0) -> dict[str, pa.Table]:
+    """The three entities of a synthetic population, through the core's land and build steps."""
+    from reval_assets.pipeline.steps import build_batch, land, land_batch
+    from reval_assets.sources.synthetic import SyntheticSource
+    from reval_assets.store.snapshots import SnapshotStore
+
+    root = Path(workdir) / "peer-snapshots"
+    store = SnapshotStore(root)
+    landing = land(SyntheticSource(doctors=doctors, seed=seed), store, 16)
+    parts: dict[str, list[pa.Table]] = {e: [] for e in ENTITIES}
+    for b in range(16):
+        land_batch(store, landing, b)
+        build = build_batch(store, b)
+        for e in ENTITIES:
+            parts[e].append(build.tables[e])
+    shutil.rmtree(root, ignore_errors=True)
+    return {e: pa.concat_tables(parts[e]).combine_chunks() for e in ENTITIES}
+
+
+# -- the original design: delete live, then one transaction per doctor -------------------------
+
+def peer_legacy(*, url: str, doctors: int, sample: int, workdir: str) -> dict:
+    """Delete the live tables, then upsert doctors one at a time, one transaction each (sampled)."""
+    import pyarrow.compute as pc
+
+    from reval_assets.store.bulk import adbc_connection, dialect_of, load_table
+
+    tables = entity_tables(doctors, workdir)
+    dialect = dialect_of(url)
+    names = {e: f"legacy_{e}" for e in ENTITIES}
+    with adbc_connection(url) as adbc, adbc.cursor() as cursor:  # the live tables before the resync
+        for e in ENTITIES:
+            load_table(cursor, dialect, names[e], tables[e])
+            cursor.execute(f"CREATE UNIQUE INDEX {names[e]}_key ON {names[e]} ({KEYS[e]})")
+        cursor.execute(f"CREATE INDEX legacy_rec_gmc ON {names['recommendations']} (gmc_reference_number)")
+
+    chosen = tables["doctors"].slice(0, sample)
+    numbers = chosen["gmc_reference_number"]
+    connections = tables["connections"].filter(pc.is_in(tables["connections"]["gmc_reference_number"], numbers))
+    recs = tables["recommendations"].filter(pc.is_in(tables["recommendations"]["gmc_reference_number"], numbers))
+    by_doctor: dict[str, list[tuple]] = {}
+    for row in _rows(recs):
+        by_doctor.setdefault(row[recs.column_names.index("gmc_reference_number")], []).append(row)
+    conn_rows = {row[0]: row for row in _rows(connections)}
+    doctor_rows = _rows(chosen)
+
+    def upsert_sql(entity: str, table: pa.Table, placeholder: str) -> str:
+        columns = table.column_names
+        values = ", ".join([placeholder] * len(columns))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != KEYS[entity])
+        return (f"INSERT INTO {names[entity]} ({', '.join(columns)}) VALUES ({values}) "
+                f"ON CONFLICT ({KEYS[entity]}) DO UPDATE SET {updates}")
+
+    if dialect == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")  # as the live store has it
+        placeholder = "?"
+    else:
+        import psycopg
+
+        from bench.common import pg_url
+
+        db = psycopg.connect(pg_url(url.rsplit("/", 1)[1], driver=""), autocommit=True)
+        placeholder = "%s"
+    sql = {e: upsert_sql(e, tables[e], placeholder) for e in ENTITIES}
+    insert_rec = (f"INSERT INTO {names['recommendations']} ({', '.join(recs.column_names)}) "
+                  f"VALUES ({', '.join([placeholder] * len(recs.column_names))})")
+    delete_rec = f"DELETE FROM {names['recommendations']} WHERE gmc_reference_number = {placeholder}"
+
+    started = time.perf_counter()
+    db.execute("BEGIN")
+    for e in ENTITIES:  # the incident's first step: the live data is gone from here on
+        db.execute(f"DELETE FROM {names[e]}")
+    db.execute("COMMIT")
+    delete_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for row in doctor_rows:
+        number = row[0]
+        db.execute("BEGIN")
+        db.execute(sql["doctors"], row)
+        if number in conn_rows:
+            db.execute(sql["connections"], conn_rows[number])
+        db.execute(delete_rec, (number,))
+        for rec in by_doctor.get(number, ()):
+            db.execute(insert_rec, rec)
+        db.execute("COMMIT")
+    sample_seconds = time.perf_counter() - started
+    db.close()
+    per_doctor = sample_seconds / len(doctor_rows)
+    return {
+        "doctors": doctors,
+        "sample_doctors": len(doctor_rows),
+        "sample_rows": len(doctor_rows) + len(conn_rows) + recs.num_rows,
+        "delete_seconds": delete_seconds,
+        "sample_seconds": sample_seconds,
+        "seconds_per_doctor": per_doctor,
+        "extrapolated_seconds": delete_seconds + per_doctor * doctors,
+    }
+
+
+def _rows(table: pa.Table) -> list[tuple]:
+    """Rows as tuples of DB-API values (dates and times as ISO text, which both stores accept)."""
+    columns = []
+    for column in table.columns:
+        values = column.to_pylist()
+        if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+            values = [v.isoformat() if v is not None else None for v in values]
+        columns.append(values)
+    return list(zip(*columns, strict=True))
+
+
+# -- dlt: write_disposition="replace" ---------------------------------------------------------
+
+def peer_dlt(*, url: str, doctors: int, strategies: list[str], runs: int, workdir: str) -> dict:
+    """`dlt` replace of the three tables, each replace strategy; run 1 creates, later runs replace."""
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    import dlt
+
+    from reval_assets.store.bulk import dialect_of
+
+    tables = entity_tables(doctors, workdir)
+    dialect = dialect_of(url)
+    out: dict = {"doctors": doctors, "rows_total": sum(t.num_rows for t in tables.values()), "strategies": {}}
+    for strategy in strategies:
+        os.environ["DESTINATION__REPLACE_STRATEGY"] = strategy
+        tag = strategy.replace("-", "_")
+        if dialect == "sqlite":
+            path = Path(workdir) / f"dlt_{tag}.db"
+            destination = dlt.destinations.sqlalchemy(credentials=f"sqlite:///{path}")
+        else:
+            from bench.common import pg_url
+
+            # dlt insists on a password; the bench server trusts local connections and ignores it
+            credentials = pg_url(url.rsplit("/", 1)[1], driver="").replace("postgres@", "postgres:trust@", 1)
+            destination = dlt.destinations.postgres(credentials=credentials)
+        pipeline = dlt.pipeline(pipeline_name=f"bench_{tag}", destination=destination, dataset_name=f"dlt_{tag}",
+                                pipelines_dir=str(Path(workdir) / "dlt-pipelines"))
+        runs_out = []
+        for _ in range(runs):
+            resources = [dlt.resource(tables[e], name=e, write_disposition="replace") for e in ENTITIES]
+            started = time.perf_counter()
+            info = pipeline.run(resources)
+            seconds = time.perf_counter() - started
+            info.raise_on_failed_jobs()
+            steps = {}
+            for step in pipeline.last_trace.steps:
+                if step.started_at and step.finished_at:
+                    steps[step.step] = (step.finished_at - step.started_at).total_seconds()
+            runs_out.append({"seconds": seconds, "steps": steps})
+        out["strategies"][strategy] = {
+            "first_run": runs_out[0],
+            "replace_runs": runs_out[1:],
+            "replace_seconds": summary([r["seconds"] for r in runs_out[1:]]),
+        }
+    return out
+
+
+# -- Delta Lake and Iceberg: a version per overwrite, restore/rollback to the previous ---------
+
+def peer_delta(*, doctors: int, milestones: list[int], samples: int, workdir: str,
+               budget_seconds: float = 1800) -> dict:
+    from deltalake import DeltaTable, write_deltalake
+
+    tables = entity_tables(doctors, workdir)
+    root = Path(workdir) / "delta"
+    written, write_seconds = 0, []
+    out: dict = {"doctors": doctors, "milestones": {}}
+    deadline = time.perf_counter() + budget_seconds
+    for milestone in milestones:
+        while written < milestone and time.perf_counter() < deadline:
+            started = time.perf_counter()
+            for e in ENTITIES:
+                write_deltalake(str(root / e), tables[e], mode="overwrite")
+            write_seconds.append(time.perf_counter() - started)
+            written += 1
+        if written < milestone:
+            out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
+            milestone = written
+        handles = {e: DeltaTable(str(root / e)) for e in ENTITIES}
+        latest = {e: handles[e].version() for e in ENTITIES}
+        times = []
+        for i in range(samples):
+            started = time.perf_counter()
+            for e in ENTITIES:  # three restores: Delta has no transaction across tables
+                handles[e].restore(latest[e] - 1 if i % 2 == 0 else latest[e])
+            times.append(time.perf_counter() - started)
+        out["milestones"][str(milestone)] = {"versions": milestone,
+                                             "rollback_ms": summary([t * 1000 for t in times], percentiles=True)}
+    out["write_version_seconds"] = summary(write_seconds)
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def peer_iceberg(*, doctors: int, milestones: list[int], samples: int, workdir: str,
+                 budget_seconds: float = 1800) -> dict:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    tables = entity_tables(doctors, workdir)
+    root = Path(workdir) / "iceberg"
+    (root / "warehouse").mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog("bench", uri=f"sqlite:///{root / 'catalog.db'}", warehouse=f"file://{root / 'warehouse'}")
+    catalog.create_namespace("reval")
+    handles = {e: catalog.create_table(f"reval.{e}", schema=tables[e].schema) for e in ENTITIES}
+    snapshots: dict[str, list[int]] = {e: [] for e in ENTITIES}
+    written, write_seconds = 0, []
+    out: dict = {"doctors": doctors, "milestones": {}}
+    deadline = time.perf_counter() + budget_seconds
+    for milestone in milestones:
+        while written < milestone and time.perf_counter() < deadline:
+            started = time.perf_counter()
+            for e in ENTITIES:
+                handles[e].overwrite(tables[e])
+                snapshots[e].append(handles[e].current_snapshot().snapshot_id)
+            write_seconds.append(time.perf_counter() - started)
+            written += 1
+        if written < milestone:
+            out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
+            milestone = written
+        times = []
+        for i in range(samples):
+            started = time.perf_counter()
+            for e in ENTITIES:  # one commit per table: no transaction across tables
+                manage = handles[e].manage_snapshots()
+                if i % 2 == 0:
+                    manage.rollback_to_snapshot(snapshots[e][-2]).commit()
+                else:  # forward again: the newest is no ancestor of the rolled-back state
+                    manage.set_current_snapshot(snapshots[e][-1]).commit()
+            times.append(time.perf_counter() - started)
+        out["milestones"][str(milestone)] = {"versions": milestone,
+                                             "rollback_ms": summary([t * 1000 for t in times], percentiles=True)}
+    out["write_version_seconds"] = summary(write_seconds)
+    shutil.rmtree(root, ignore_errors=True)
+    return out

@@ -1,0 +1,180 @@
+"""The sync's core steps timed one by one, in one process, without Dagster (same code, same data).
+
+Timing wrappers are put around the core's own functions (module attributes in this process
+only), so every stage is the real code path of `reval sync`:
+
+| stage | what is timed |
+|---|---|
+| source | `SyntheticSource.extract()`: the four wire tables, generated |
+| transforms | `conform` + `split_by_batch` (landing) and `build_entities` per batch |
+| snapshot_write | `SnapshotStore.put_table`: Parquet encode + sha256 + fsync'd write (raw and entities) |
+| snapshot_read | reading files back (raw inputs for the build, sha256-verified; manifest composition) |
+| staging_load | `CREATE TABLE` + ADBC bulk ingest of every batch table, and the COMMIT |
+| index_build | the `CREATE INDEX` statements on the batch tables |
+| views | the version's views and its catalog row (`LiveStore.stage`) |
+| checks | `check_candidate`: reading the candidate back, the blocking checks, recording them |
+| publish | `operations.publish`: re-point 4 views + pointer + audit in one transaction |
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+STAGES = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views", "checks",
+          "publish")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.active: list[str] = []
+
+    def add(self, key: str, seconds: float) -> None:
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    def wrap(self, key: str, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            # Nested timed calls count once, in the outermost stage.
+            if self.active:
+                return fn(*args, **kwargs)
+            self.active.append(key)
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.active.pop()
+                self.add(key, time.perf_counter() - started)
+
+        return timed
+
+
+class _TimedCursor:
+    def __init__(self, cursor: object, clock: _Clock):
+        self._cursor, self._clock = cursor, clock
+
+    def __enter__(self) -> _TimedCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    def execute(self, sql: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if sql.lstrip().upper().startswith("CREATE INDEX"):
+            started = time.perf_counter()
+            try:
+                return self._cursor.execute(sql, *args, **kwargs)
+            finally:
+                self._clock.add("index_build", time.perf_counter() - started)
+        return self._cursor.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._cursor, name)
+
+
+class _TimedConnection:
+    def __init__(self, connection: object, clock: _Clock):
+        self._connection, self._clock = connection, clock
+
+    def cursor(self) -> _TimedCursor:
+        return _TimedCursor(self._connection.cursor(), self._clock)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._connection, name)
+
+
+def _timed_adbc(original: Callable, clock: _Clock) -> Callable:
+    @contextmanager
+    def adbc_connection(url):  # type: ignore[no-untyped-def]
+        with original(url) as connection:
+            yield _TimedConnection(connection, clock)
+            started = time.perf_counter()
+            connection.commit()  # the original commits again: a no-op on an empty transaction
+            clock.add("staging_load", time.perf_counter() - started)
+
+    return adbc_connection
+
+
+@contextmanager
+def instrumented() -> Iterator[_Clock]:
+    """Wrap the core's functions with timers for the duration of the block."""
+    from reval_assets.pipeline import steps
+    from reval_assets.store import live, snapshots
+
+    clock = _Clock()
+    patches = [
+        (steps, "conform", clock.wrap("transforms_conform", steps.conform)),
+        (steps, "split_by_batch", clock.wrap("transforms_split", steps.split_by_batch)),
+        (steps, "build_entities", clock.wrap("transforms_build", steps.build_entities)),
+        (snapshots.SnapshotStore, "put_table", clock.wrap("snapshot_write", snapshots.SnapshotStore.put_table)),
+        (snapshots.SnapshotStore, "read_table", clock.wrap("snapshot_read", snapshots.SnapshotStore.read_table)),
+        (snapshots.SnapshotStore, "read_bytes", clock.wrap("snapshot_read", snapshots.SnapshotStore.read_bytes)),
+        (live, "load_table", clock.wrap("staging_load", live.load_table)),
+        (live.LiveStore, "stage", clock.wrap("views", live.LiveStore.stage)),
+        (live, "adbc_connection", _timed_adbc(live.adbc_connection, clock)),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
+    try:
+        yield clock
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def run_stages(*, url: str, home: str, doctors: int, seed: int = 0) -> dict:
+    """One full sync through the core steps on a fresh store, each stage timed."""
+    from reval_assets.pipeline import operations
+    from reval_assets.pipeline.runtime import Runtime
+    from reval_assets.pipeline.steps import build_batch, land, land_batch, stage_candidate
+    from reval_assets.settings import Settings
+    from reval_assets.sources.synthetic import SyntheticSource
+
+    settings = Settings(home=Path(home), live_url=url, doctors=doctors, seed=seed, batches=16)
+    runtime = Runtime(settings)
+    source = SyntheticSource(doctors=doctors, seed=seed)
+    started = time.perf_counter()
+    with instrumented() as clock:
+        clock.wrap("source", source.extract)()
+        landing = land(source, runtime.snapshots, settings.batches)
+        for b in range(settings.batches):
+            land_batch(runtime.snapshots, landing, b)
+            build_batch(runtime.snapshots, b)
+        candidate = stage_candidate(runtime, actor="bench", reason="bench stages", run_id=None)
+        load_total = candidate.seconds["load"]
+        results = clock.wrap("checks", operations.check_candidate)(runtime, candidate.manifest)
+        if not all(r.passed for r in results):
+            raise RuntimeError(f"bench candidate blocked: {[r.name for r in results if not r.passed]}")
+        clock.wrap("publish", operations.publish)(runtime, candidate.manifest.version, actor="bench",
+                                                  reason="bench stages")
+    total = time.perf_counter() - started
+    # What `reval rollback` adds before its transaction: re-hashing every file of the target version.
+    t0 = time.perf_counter()
+    for ref in candidate.manifest.all_files():
+        runtime.snapshots.read_bytes(ref)
+    verify_seconds = time.perf_counter() - t0
+    rows = candidate.manifest.rows()
+    detail = {k: clock.seconds.get(k, 0.0) for k in ("transforms_conform", "transforms_split", "transforms_build")}
+    clock.seconds["transforms"] = sum(detail.values())
+    seconds = {k: clock.seconds.get(k, 0.0) for k in STAGES}
+    seconds["other"] = max(0.0, total - sum(seconds.values()))
+    runtime.close()
+    return {
+        "doctors": doctors,
+        "rows": rows,
+        "rows_total": sum(rows.values()),
+        "rows_loaded": candidate.load.rows_loaded,
+        "seconds": seconds,
+        "transforms_detail": detail,
+        "load_files_seconds": load_total,
+        "rollback_verify_seconds": verify_seconds,
+        "snapshot_bytes": sum(ref.bytes for ref in candidate.manifest.all_files()),
+        "total_seconds": total,
+        "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
