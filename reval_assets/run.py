@@ -156,10 +156,11 @@ def _say_what_is_live(outcome: SyncResult) -> None:
     """End a failure's message with what readers see now, unless it says so already."""
     if not outcome.error or outcome.refused or outcome.interrupted or "live is unchanged" in outcome.error.lower():
         return
+    said = outcome.error.rstrip(". ")
     if outcome.published:
-        outcome.error += f". {outcome.version} had been published before the failure and is live."
+        outcome.error = f"{said}. {outcome.version} had been published before the failure and is live."
     else:
-        outcome.error = f"{outcome.error.rstrip('. ')}. Live is unchanged ({outcome.live_version or 'no version yet'})."
+        outcome.error = f"{said}. Live is unchanged ({outcome.live_version or 'no version yet'})."
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
