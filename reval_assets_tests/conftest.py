@@ -61,10 +61,8 @@ def live_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-@pytest.fixture
-def reval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private REVAL_HOME with a small synthetic population; returns the home folder."""
-    home = tmp_path / "reval-home"
+def isolate_reval_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Only the test's own REVAL_* settings: a private home and 1500 synthetic doctors, seed 7."""
     for name in list(os.environ):
         if name.startswith("REVAL_") and name not in ("REVAL_TEST_PG_URL", "REVAL_REQUIRE_PG"):
             monkeypatch.delenv(name)
@@ -72,6 +70,13 @@ def reval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REVAL_HOME", str(home))
     monkeypatch.setenv("REVAL_DOCTORS", "1500")
     monkeypatch.setenv("REVAL_SEED", "7")
+
+
+@pytest.fixture
+def reval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private REVAL_HOME with a small synthetic population; returns the home folder."""
+    home = tmp_path / "reval-home"
+    isolate_reval_env(monkeypatch, home)
     return home
 
 

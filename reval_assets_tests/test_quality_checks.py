@@ -60,6 +60,7 @@ from reval_assets.sources.files import FileSource
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.live import LIVE_VIEWS
 from reval_assets.transforms.build import is_discrepancy
+from reval_assets_tests.conftest import isolate_reval_env
 
 NOW = datetime(2023, 12, 11, 12, 0, tzinfo=UTC)
 BODY_A, BODY_B = DESIGNATED_BODY_CODES[0], DESIGNATED_BODY_CODES[1]
@@ -551,13 +552,7 @@ def _sorted(view: str, table: pa.Table) -> pa.Table:
 
 def _files_source(monkeypatch: pytest.MonkeyPatch, home: Path, folder: Path) -> None:
     """The environment of the `reval_env` fixture (1500 doctors, seed 7), reading export files."""
-    for name in list(os.environ):
-        if name.startswith("REVAL_") and name not in ("REVAL_TEST_PG_URL", "REVAL_REQUIRE_PG"):
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.setenv("REVAL_HOME", str(home))
-    monkeypatch.setenv("REVAL_DOCTORS", "1500")
-    monkeypatch.setenv("REVAL_SEED", "7")
+    isolate_reval_env(monkeypatch, home)
     monkeypatch.setenv("REVAL_SOURCE", "files")
     monkeypatch.setenv("REVAL_SOURCE_DIR", str(folder))
 
