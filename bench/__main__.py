@@ -79,8 +79,10 @@ PROFILES: dict[str, dict] = {
         "rollback_samples": 40,
         "legacy_scales": [HEE, NATIONAL],
         "legacy_sample": 1000,
-        "dlt_scales": {HEE: ["truncate-and-insert", "insert-from-staging", "staging-optimized"],
-                       NATIONAL: ["truncate-and-insert"]},
+        "dlt_scales": {
+            HEE: ["truncate-and-insert", "insert-from-staging", "staging-optimized"],
+            NATIONAL: ["truncate-and-insert"],
+        },
         "dlt_runs": 3,
         "lake_milestones": [2, 500],
         "lake_samples": 40,
@@ -100,8 +102,9 @@ def main() -> None:
     parser.add_argument("--stages-repeats", type=int, default=None, help="repeats of the stage timing (default: all)")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp folder, removed)")
     parser.add_argument("--out", default=str(ROOT / "bench"), help="folder for results.json and RESULTS.md")
-    parser.add_argument("--merge", default=None,
-                        help="an earlier results.json to add this run's figures to (e.g. a national-only pass)")
+    parser.add_argument(
+        "--merge", default=None, help="an earlier results.json to add this run's figures to (e.g. a national-only pass)"
+    )
     args = parser.parse_args()
 
     config = dict(PROFILES[args.profile])
@@ -118,6 +121,7 @@ def main() -> None:
         config["resync_repeats"] = args.resync_repeats
     if args.stages_repeats:
         config["stages_repeats"] = args.stages_repeats
+    config["out_dir"] = str(Path(args.out).absolute())
     sections = [s for s in args.sections.split(",") if s]
     backends = [b for b in args.backends.split(",") if b]
     notes: list[str] = []
@@ -132,20 +136,33 @@ def main() -> None:
     out_dir = Path(args.out)
     results: dict = {
         "bench_profile": args.profile,
-        "config": {k: (v if not isinstance(v, dict) else {str(kk): vv for kk, vv in v.items()})
-                   for k, v in config.items()},
+        "config": {
+            k: (v if not isinstance(v, dict) else {str(kk): vv for kk, vv in v.items()}) for k, v in config.items()
+        },
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "libraries": versions(),
         "backends": backends,
+        "sections": sections,
         "notes": notes,
         "load_average_start": load_average(),
     }
     if args.merge:
         earlier = json.loads(Path(args.merge).read_text())
         results["merged_from"] = earlier.get("merged_from", []) + [
-            {k: earlier.get(k) for k in ("bench_profile", "config", "started_at", "finished_at", "bench_seconds",
-                                         "load_average_start", "load_average_end")}]
+            {
+                k: earlier.get(k)
+                for k in (
+                    "bench_profile",
+                    "config",
+                    "started_at",
+                    "finished_at",
+                    "bench_seconds",
+                    "load_average_start",
+                    "load_average_end",
+                )
+            }
+        ]
         results["notes"] = notes = earlier.get("notes", []) + notes
         for section in SECTIONS:
             if section in earlier:
@@ -157,7 +174,8 @@ def main() -> None:
                 continue
             log(f"section {section}")
             try:
-                results[section] = _merged(results.get(section), RUNNERS[section](config, backends, workdir, notes))
+                fresh = RUNNERS[section](config, backends, workdir, notes)
+                results[section] = _merged(results.get(section), fresh, MERGE_DEPTH[section])
             except Exception as error:  # noqa: BLE001 - one failed section must not lose the others
                 notes.append(f"section {section} failed: {type(error).__name__}: {str(error)[:500]}")
                 log(traceback.format_exc())
@@ -169,11 +187,19 @@ def main() -> None:
     log(f"done in {time.perf_counter() - started:.0f}s: {out_dir / 'results.json'}, {out_dir / 'RESULTS.md'}")
 
 
-def _merged(old: object, new: object, depth: int = 2) -> object:
-    """`new` over `old` down to `depth` levels (backend, then scale): a later pass adds scales, drops none."""
-    if depth and isinstance(old, dict) and isinstance(new, dict):
-        return {**old, **{k: _merged(old[k], v, depth - 1) if k in old else v for k, v in new.items()}}
-    return new
+# How deep a later pass merges into an earlier one's figures, per section: below that, it replaces.
+MERGE_DEPTH: dict[str, object] = {"sync": 2, "stages": 2, "latency": 1, "peers": {"legacy": 2, "dlt": 2}, "profile": 0}
+
+
+def _merged(old: object, new: object, depth: object = 2) -> object:
+    """`new` over `old` down to `depth` levels (e.g. backend, then scale): a later pass adds, drops nothing."""
+    if not (isinstance(old, dict) and isinstance(new, dict)) or not depth:
+        return new
+    out = dict(old)
+    for k, v in new.items():
+        below = depth.get(k, 0) if isinstance(depth, dict) else depth - 1
+        out[k] = _merged(old[k], v, below) if k in old else v
+    return out
 
 
 def _write(results: dict, out_dir: Path, started: float) -> None:
@@ -186,6 +212,7 @@ def _write(results: dict, out_dir: Path, started: float) -> None:
 
 
 # -- sections ---------------------------------------------------------------------------------
+
 
 def run_sync_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
     """Per backend and scale: cold full sync (fresh store, `reval sync`); at resync scales, on the same
@@ -235,12 +262,14 @@ def run_stages_section(config: dict, backends: list[str], workdir: Path, notes: 
                 "runs": runs,
                 "rows_total": runs[0]["rows_total"],
                 "seconds": {s: summary([r["seconds"][s] for r in runs]) for s in stages},
-                "transforms_detail": {s: summary([r["transforms_detail"][s] for r in runs])
-                                      for s in runs[0]["transforms_detail"]},
+                "transforms_detail": {
+                    s: summary([r["transforms_detail"][s] for r in runs]) for s in runs[0]["transforms_detail"]
+                },
                 "total_seconds": summary([r["total_seconds"] for r in runs]),
                 "staging_rows_per_second": summary([r["rows_loaded"] / r["seconds"]["staging_load"] for r in runs]),
                 "staging_and_index_rows_per_second": summary(
-                    [r["rows_loaded"] / (r["seconds"]["staging_load"] + r["seconds"]["index_build"]) for r in runs]),
+                    [r["rows_loaded"] / (r["seconds"]["staging_load"] + r["seconds"]["index_build"]) for r in runs]
+                ),
                 "rollback_verify_seconds": summary([r["rollback_verify_seconds"] for r in runs]),
                 "snapshot_bytes": runs[0]["snapshot_bytes"],
                 "max_rss_bytes": summary([r["max_rss_bytes"] for r in runs]),
@@ -253,10 +282,17 @@ def run_versions_section(config: dict, backends: list[str], workdir: Path, notes
     for backend in backends:
         with new_store(backend, workdir, "versions") as store:
             log(f"versions {backend}: milestones {config['milestones']}")
-            out[backend] = worker("versions", {
-                "url": store.url, "home": str(store.home), "doctors": config["versions_doctors"],
-                "milestones": config["milestones"], "publish_samples": config["publish_samples"],
-                "rollback_samples": config["rollback_samples"]})
+            out[backend] = worker(
+                "versions",
+                {
+                    "url": store.url,
+                    "home": str(store.home),
+                    "doctors": config["versions_doctors"],
+                    "milestones": config["milestones"],
+                    "publish_samples": config["publish_samples"],
+                    "rollback_samples": config["rollback_samples"],
+                },
+            )
     return out
 
 
@@ -266,9 +302,15 @@ def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: l
         for doctors in config["legacy_scales"]:
             with new_store(backend, workdir, "legacy") as store:
                 log(f"peer one-doctor-at-a-time {backend} {doctors:,} doctors (sample {config['legacy_sample']})")
-                out["legacy"].setdefault(backend, {})[str(doctors)] = worker("peer_legacy", {
-                    "url": store.url, "doctors": doctors, "sample": config["legacy_sample"],
-                    "workdir": str(store.home)})
+                out["legacy"].setdefault(backend, {})[str(doctors)] = worker(
+                    "peer_legacy",
+                    {
+                        "url": store.url,
+                        "doctors": doctors,
+                        "sample": config["legacy_sample"],
+                        "workdir": str(store.home),
+                    },
+                )
     if has("dlt"):
         for backend in backends:
             for doctors, strategies in config["dlt_scales"].items():
@@ -277,15 +319,25 @@ def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: l
                 with new_store(backend, workdir, "dlt") as store:
                     log(f"peer dlt {backend} {doctors:,} doctors: {', '.join(strategies)}")
                     try:
-                        out["dlt"].setdefault(backend, {})[str(doctors)] = worker("peer_dlt", {
-                            "url": store.url, "doctors": doctors, "strategies": strategies,
-                            "runs": config["dlt_runs"], "workdir": str(store.home)})
+                        out["dlt"].setdefault(backend, {})[str(doctors)] = worker(
+                            "peer_dlt",
+                            {
+                                "url": store.url,
+                                "doctors": doctors,
+                                "strategies": strategies,
+                                "runs": config["dlt_runs"],
+                                "workdir": str(store.home),
+                            },
+                        )
                     except RuntimeError as error:
                         notes.append(f"dlt on {backend} at {doctors:,} failed: {str(error)[-400:]}")
     else:
         notes.append("dlt skipped: the package is not installed (pip install -e '.[bench]')")
-    lake = {"doctors": config["versions_doctors"], "milestones": config["lake_milestones"],
-            "samples": config["lake_samples"]}
+    lake = {
+        "doctors": config["versions_doctors"],
+        "milestones": config["lake_milestones"],
+        "samples": config["lake_samples"],
+    }
     for name, module in (("delta", "deltalake"), ("iceberg", "pyiceberg")):
         if not has(module):
             notes.append(f"{name} skipped: {module} is not installed (pip install -e '.[bench]')")
@@ -305,7 +357,7 @@ def run_profile_section(config: dict, backends: list[str], workdir: Path, notes:
     doctors = config["profile_doctors"]
     with new_store("sqlite", workdir, "profile") as store:
         log(f"profile: reval sync (run_sync) on SQLite, {doctors:,} doctors")
-        tree = ROOT / "bench" / "profile_hee.txt"
+        tree = Path(config["out_dir"]) / "profile_hee.txt"
         return worker("profile", {"env": store.env(doctors), "tree_path": str(tree)}, store.env(doctors))
 
 

@@ -24,8 +24,23 @@ BACKENDS = ("sqlite", "postgresql")
 GIB = 1024**3
 MIB = 1024**2
 
-PACKAGES = ("reval_assets", "dagster", "pyarrow", "pandas", "numpy", "SQLAlchemy", "psycopg", "adbc-driver-manager",
-            "adbc-driver-sqlite", "adbc-driver-postgresql", "dlt", "deltalake", "pyiceberg", "psutil", "pyinstrument")
+PACKAGES = (
+    "reval_assets",
+    "dagster",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "SQLAlchemy",
+    "psycopg",
+    "adbc-driver-manager",
+    "adbc-driver-sqlite",
+    "adbc-driver-postgresql",
+    "dlt",
+    "deltalake",
+    "pyiceberg",
+    "psutil",
+    "pyinstrument",
+)
 
 
 def log(message: str) -> None:
@@ -33,6 +48,7 @@ def log(message: str) -> None:
 
 
 # -- statistics -------------------------------------------------------------------------------
+
 
 def summary(values: list[float], *, percentiles: bool = False) -> dict:
     """Median, min and max (and p50/p95 when asked) of repeated measurements."""
@@ -68,6 +84,7 @@ def timer(into: dict, key: str) -> Iterator[None]:
 
 # -- stores to run against ---------------------------------------------------------------------
 
+
 @dataclass
 class Store:
     """One live store for one benchmark run: a SQLite file or a PostgreSQL database of its own."""
@@ -80,16 +97,18 @@ class Store:
     def env(self, doctors: int, seed: int = 0) -> dict[str, str]:
         """The child environment of a `reval` command against this store (no other REVAL_* leaks in)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REVAL_", "DAGSTER_"))}
-        env.update({
-            "REVAL_ENV": "dev",
-            "REVAL_HOME": str(self.home),
-            "REVAL_LIVE_URL": self.url,
-            "REVAL_DOCTORS": str(doctors),
-            "REVAL_SEED": str(seed),
-            "REVAL_BATCHES": "16",
-            "DAGSTER_HOME": str(self.home / "dagster"),
-            "PYTHONPATH": str(ROOT),
-        })
+        env.update(
+            {
+                "REVAL_ENV": "dev",
+                "REVAL_HOME": str(self.home),
+                "REVAL_LIVE_URL": self.url,
+                "REVAL_DOCTORS": str(doctors),
+                "REVAL_SEED": str(seed),
+                "REVAL_BATCHES": "16",
+                "DAGSTER_HOME": str(self.home / "dagster"),
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         return env
 
 
@@ -148,6 +167,7 @@ def pg_admin(sql: str) -> None:
 
 # -- child processes ---------------------------------------------------------------------------
 
+
 @dataclass
 class ChildResult:
     code: int
@@ -178,8 +198,9 @@ def run_measured(args: list[str], env: dict[str, str], *, timeout: float | None 
     stdout, stderr = out_path.read_text(), err_path.read_text()
     out_path.unlink(missing_ok=True)
     err_path.unlink(missing_ok=True)
-    return ChildResult(process.returncode, stdout, stderr, seconds, usage.ru_maxrss * 1024,
-                       usage.ru_utime + usage.ru_stime)
+    return ChildResult(
+        process.returncode, stdout, stderr, seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+    )
 
 
 def worker(task: str, params: dict, env: dict[str, str] | None = None, *, timeout: float | None = None) -> dict:
@@ -200,6 +221,7 @@ def worker(task: str, params: dict, env: dict[str, str] | None = None, *, timeou
 
 # -- machine and versions ----------------------------------------------------------------------
 
+
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages: other work on the machine shows up here."""
     try:
@@ -209,8 +231,12 @@ def load_average() -> list[float]:
 
 
 def machine() -> dict:
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "processor": _cpu_model()}
+    info = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+    }
     try:
         import psutil
 

@@ -16,8 +16,11 @@ import pyarrow as pa
 from bench.common import summary
 
 ENTITIES = ("doctors", "connections", "recommendations")
-KEYS = {"doctors": "gmc_reference_number", "connections": "gmc_reference_number",
-        "recommendations": "recommendation_id"}
+KEYS = {
+    "doctors": "gmc_reference_number",
+    "connections": "gmc_reference_number",
+    "recommendations": "recommendation_id",
+}
 
 
 def entity_tables(doctors: int, workdir: str, seed: int = 0) -> dict[str, pa.Table]:
@@ -40,6 +43,7 @@ def entity_tables(doctors: int, workdir: str, seed: int = 0) -> dict[str, pa.Tab
 
 
 # -- the original design: delete live, then one transaction per doctor -------------------------
+
 
 def peer_legacy(*, url: str, doctors: int, sample: int, workdir: str) -> dict:
     """Delete the live tables, then upsert doctors one at a time, one transaction each (sampled)."""
@@ -70,8 +74,10 @@ def peer_legacy(*, url: str, doctors: int, sample: int, workdir: str) -> dict:
         columns = table.column_names
         values = ", ".join([placeholder] * len(columns))
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != KEYS[entity])
-        return (f"INSERT INTO {names[entity]} ({', '.join(columns)}) VALUES ({values}) "
-                f"ON CONFLICT ({KEYS[entity]}) DO UPDATE SET {updates}")
+        return (
+            f"INSERT INTO {names[entity]} ({', '.join(columns)}) VALUES ({values}) "
+            f"ON CONFLICT ({KEYS[entity]}) DO UPDATE SET {updates}"
+        )
 
     if dialect == "sqlite":
         import sqlite3
@@ -87,8 +93,10 @@ def peer_legacy(*, url: str, doctors: int, sample: int, workdir: str) -> dict:
         db = psycopg.connect(pg_url(url.rsplit("/", 1)[1], driver=""), autocommit=True)
         placeholder = "%s"
     sql = {e: upsert_sql(e, tables[e], placeholder) for e in ENTITIES}
-    insert_rec = (f"INSERT INTO {names['recommendations']} ({', '.join(recs.column_names)}) "
-                  f"VALUES ({', '.join([placeholder] * len(recs.column_names))})")
+    insert_rec = (
+        f"INSERT INTO {names['recommendations']} ({', '.join(recs.column_names)}) "
+        f"VALUES ({', '.join([placeholder] * len(recs.column_names))})"
+    )
     delete_rec = f"DELETE FROM {names['recommendations']} WHERE gmc_reference_number = {placeholder}"
 
     started = time.perf_counter()
@@ -136,6 +144,7 @@ def _rows(table: pa.Table) -> list[tuple]:
 
 # -- dlt: write_disposition="replace" ---------------------------------------------------------
 
+
 def peer_dlt(*, url: str, doctors: int, strategies: list[str], runs: int, workdir: str) -> dict:
     """`dlt` replace of the three tables, each replace strategy; run 1 creates, later runs replace."""
     os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
@@ -158,8 +167,12 @@ def peer_dlt(*, url: str, doctors: int, strategies: list[str], runs: int, workdi
             # dlt insists on a password; the bench server trusts local connections and ignores it
             credentials = pg_url(url.rsplit("/", 1)[1], driver="").replace("postgres@", "postgres:trust@", 1)
             destination = dlt.destinations.postgres(credentials=credentials)
-        pipeline = dlt.pipeline(pipeline_name=f"bench_{tag}", destination=destination, dataset_name=f"dlt_{tag}",
-                                pipelines_dir=str(Path(workdir) / "dlt-pipelines"))
+        pipeline = dlt.pipeline(
+            pipeline_name=f"bench_{tag}",
+            destination=destination,
+            dataset_name=f"dlt_{tag}",
+            pipelines_dir=str(Path(workdir) / "dlt-pipelines"),
+        )
         runs_out = []
         for _ in range(runs):
             resources = [dlt.resource(tables[e], name=e, write_disposition="replace") for e in ENTITIES]
@@ -182,8 +195,10 @@ def peer_dlt(*, url: str, doctors: int, strategies: list[str], runs: int, workdi
 
 # -- Delta Lake and Iceberg: a version per overwrite, restore/rollback to the previous ---------
 
-def peer_delta(*, doctors: int, milestones: list[int], samples: int, workdir: str,
-               budget_seconds: float = 1800) -> dict:
+
+def peer_delta(
+    *, doctors: int, milestones: list[int], samples: int, workdir: str, budget_seconds: float = 1800
+) -> dict:
     from deltalake import DeltaTable, write_deltalake
 
     tables = entity_tables(doctors, workdir)
@@ -209,15 +224,18 @@ def peer_delta(*, doctors: int, milestones: list[int], samples: int, workdir: st
             for e in ENTITIES:  # three restores: Delta has no transaction across tables
                 handles[e].restore(latest[e] - 1 if i % 2 == 0 else latest[e])
             times.append(time.perf_counter() - started)
-        out["milestones"][str(milestone)] = {"versions": milestone,
-                                             "rollback_ms": summary([t * 1000 for t in times], percentiles=True)}
+        out["milestones"][str(milestone)] = {
+            "versions": milestone,
+            "rollback_ms": summary([t * 1000 for t in times], percentiles=True),
+        }
     out["write_version_seconds"] = summary(write_seconds)
     shutil.rmtree(root, ignore_errors=True)
     return out
 
 
-def peer_iceberg(*, doctors: int, milestones: list[int], samples: int, workdir: str,
-                 budget_seconds: float = 1800) -> dict:
+def peer_iceberg(
+    *, doctors: int, milestones: list[int], samples: int, workdir: str, budget_seconds: float = 1800
+) -> dict:
     from pyiceberg.catalog.sql import SqlCatalog
 
     tables = entity_tables(doctors, workdir)
@@ -251,8 +269,10 @@ def peer_iceberg(*, doctors: int, milestones: list[int], samples: int, workdir: 
                 else:  # forward again: the newest is no ancestor of the rolled-back state
                     manage.set_current_snapshot(snapshots[e][-1]).commit()
             times.append(time.perf_counter() - started)
-        out["milestones"][str(milestone)] = {"versions": milestone,
-                                             "rollback_ms": summary([t * 1000 for t in times], percentiles=True)}
+        out["milestones"][str(milestone)] = {
+            "versions": milestone,
+            "rollback_ms": summary([t * 1000 for t in times], percentiles=True),
+        }
     out["write_version_seconds"] = summary(write_seconds)
     shutil.rmtree(root, ignore_errors=True)
     return out

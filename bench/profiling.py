@@ -63,10 +63,16 @@ def run_profile(*, env: dict[str, str], tree_path: str, top: int = 15) -> dict:
         ordered = sorted(table.items(), key=lambda kv: kv[1], reverse=True)[:top]
         return [{"function": k, "seconds": v, "share": v / total} for k, v in ordered]
 
-    return {"tool": tool, "total_seconds": total, "rows": result.rows, "top_self": rank(self_times),
-            "top_project_cumulative": rank(cumulative), "layers": {k: {"seconds": v, "share": v / total}
-                                                                    for k, v in layers.items()},
-            "top_self_outside_assets": rank(outside), "tree": tree_path}
+    return {
+        "tool": tool,
+        "total_seconds": total,
+        "rows": result.rows,
+        "top_self": rank(self_times),
+        "top_project_cumulative": rank(cumulative),
+        "layers": {k: {"seconds": v, "share": v / total} for k, v in layers.items()},
+        "top_self_outside_assets": rank(outside),
+        "tree": tree_path,
+    }
 
 
 def _short(file: str) -> str:
@@ -110,10 +116,12 @@ ASSET_FUNCTIONS = {"raw_inputs", "entities", "release_candidate", "live_release"
 def _layers(root) -> tuple[dict[str, float], dict[str, float]]:  # type: ignore[no-untyped-def]
     """Split the sync's time: our asset code, Dagster around it, instance set-up, imports; and the
     functions with the most self time outside our asset code (Dagster's own cost)."""
-    layers = {"our asset code (raw_inputs, entities, release_candidate, live_release)": 0.0,
-              "Dagster instance set-up (DagsterInstance.from_config)": 0.0,
-              "importing the definitions": 0.0,
-              "Dagster run machinery (everything else in execute_in_process)": 0.0}
+    layers = {
+        "our asset code (raw_inputs, entities, release_candidate, live_release)": 0.0,
+        "Dagster instance set-up (DagsterInstance.from_config)": 0.0,
+        "importing the definitions": 0.0,
+        "Dagster run machinery (everything else in execute_in_process)": 0.0,
+    }
     outside: dict[str, float] = {}
     names = list(layers)
 

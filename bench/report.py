@@ -6,11 +6,22 @@ from bench.common import GIB, MIB
 
 HEE, NATIONAL = "100000", "1000000"
 BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-STAGE_ORDER = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views",
-               "checks", "publish", "other")
+STAGE_ORDER = (
+    "source",
+    "transforms",
+    "snapshot_write",
+    "snapshot_read",
+    "staging_load",
+    "index_build",
+    "views",
+    "checks",
+    "publish",
+    "other",
+)
 
 
 # -- formatting -------------------------------------------------------------------------------
+
 
 def s(x: float | None) -> str:
     if x is None:
@@ -55,6 +66,20 @@ def doctors_label(n: str | int) -> str:
     return f"{n:,}{name}"
 
 
+def times(x: float) -> str:
+    """A speed ratio: 14×, 2.3×, 0.13×."""
+    return f"{x:,.0f}×" if x >= 10 else f"{x:.1f}×" if x >= 1 else f"{x:.2f}×"
+
+
+def _minutes(r: dict) -> str:
+    this = (r.get("bench_seconds") or 0) / 60
+    passes = r.get("merged_from") or []
+    if not passes:
+        return f"{this:.1f} min"
+    total = this + sum((p.get("bench_seconds") or 0) for p in passes) / 60
+    return f"{total:.0f} min over {len(passes) + 1} passes (this pass {this:.1f} min)"
+
+
 def verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("✅ met" if ok else "❌ not met")
 
@@ -69,41 +94,57 @@ def get(data: dict | None, *path: str):  # type: ignore[no-untyped-def]
 
 # -- the report -------------------------------------------------------------------------------
 
+
 def render(r: dict) -> str:
     lines: list[str] = []
     add = lines.append
     m = r["machine"]
     add("# reval_assets benchmark results")
     add("")
-    add(f"Profile **{r['bench_profile']}** (`make bench` is `small`, `make bench-full` is `full`), started "
-        f"{r['started_at']}, took {r.get('bench_seconds', 0) / 60:.1f} min. Written by `python -m bench`; "
-        "the raw figures, every run included, are in `results.json`.")
+    add(
+        f"Profile **{r['bench_profile']}** (`make bench` is `small`, `make bench-full` is `full`), started "
+        f"{r['started_at']}, took {_minutes(r)}. Written by `python -m bench`; "
+        "the raw figures, every run included, are in `results.json`."
+    )
     add("")
-    for earlier in r.get("merged_from", []):
-        cfg = earlier.get("config") or {}
-        add(f"This report adds this pass (scales {', '.join(f'{n:,}' for n in r['config']['scales'])}) to an earlier "
-            f"**{earlier.get('bench_profile')}** pass started {earlier.get('started_at')} (scales "
-            f"{', '.join(f'{n:,}' for n in cfg.get('scales', []))}; load average at its start "
-            f"{earlier.get('load_average_start')}); a section or scale measured again comes from this pass.")
+    passes = r.get("merged_from", [])
+    if passes:
+        add("Built from several passes; a later pass replaces the figures it measured again:")
         add("")
-    add(f"**Machine:** {m['cores']} cores ({m['processor']}), {m['memory_gib']} GiB memory, {m['platform']}; "
-        f"Python {m['python']}, PostgreSQL {m.get('postgresql') or 'n/a'}, SQLite {m['sqlite']}.")
+        for p in [*passes, r]:
+            cfg = p.get("config") or {}
+            this = " (this one)" if p is r else ""
+            add(
+                f"- **{p.get('bench_profile')}** pass{this} started {p.get('started_at')}: scales "
+                f"{', '.join(f'{n:,}' for n in cfg.get('scales', []))}; sections "
+                f"{', '.join(p.get('sections') or ['see results.json'])}; load average at start "
+                f"{p.get('load_average_start')}"
+            )
+        add("")
+    add(
+        f"**Machine:** {m['cores']} cores ({m['processor']}), {m['memory_gib']} GiB memory, {m['platform']}; "
+        f"Python {m['python']}, PostgreSQL {m.get('postgresql') or 'n/a'}, SQLite {m['sqlite']}."
+    )
     add("")
     add("**Libraries:** " + ", ".join(f"{k} {v}" for k, v in r["libraries"].items() if v) + ".")
     missing = [k for k, v in r["libraries"].items() if not v]
     if missing:
         add(f" Not installed: {', '.join(missing)}.")
     add("")
-    add(f"**Load average** (1/5/15 min) at start {r.get('load_average_start')}, at end {r.get('load_average_end')}. "
+    add(
+        f"**Load average** (1/5/15 min) at start {r.get('load_average_start')}, at end {r.get('load_average_end')}. "
         "The machine is shared: other work running at the same time inflates wall-clock figures (a load above "
         f"{m['cores']} means processes were queueing for a core). CPU seconds of the sync process are given "
-        "beside wall seconds; they are much less sensitive to that.")
+        "beside wall seconds; they are much less sensitive to that."
+    )
     add("")
-    add("Every figure is the median over the repeats, with (min–max); latencies give p50 and p95. "
+    add(
+        "Every figure is the median over the repeats, with (min–max); latencies give p50 and p95. "
         "“Sync” is the real `reval sync --json` command run as a subprocess on a fresh store: Dagster in "
         "process, two runs (batch assets, then release_candidate + checks + live_release). Its figure is the "
         "`seconds` the command reports (time inside `run_sync`); the process's wall time, which adds "
-        "interpreter start and imports, is shown too.")
+        "interpreter start and imports, is shown too."
+    )
     add("")
     _targets(r, add)
     _sync(r, add)
@@ -137,8 +178,11 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     for b in backends:
         st = _sync_stat(r, b, HEE)
         med = get(st, "command_seconds", "median")
-        cells.append(f"{mrange(get(st, 'command_seconds'))}; process {s(get(st, 'process_seconds', 'median'))}"
-                     if st else "not run")
+        cells.append(
+            f"{mrange(get(st, 'command_seconds'))}; process {s(get(st, 'process_seconds', 'median'))}"
+            if st
+            else "not run"
+        )
         if med is not None:
             oks.append(med <= 5)
     add(f"| end-to-end sync, hee (100k doctors) | ≤ 5 s | {cells[0]} | {cells[1]} | {_all(oks)} |")
@@ -151,8 +195,10 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         cells.append(f"{mrange(get(st, 'command_seconds'))}; peak {mem(rss)}" if st else "not run (`make bench-full`)")
         if med is not None:
             oks.append(med <= 30 and rss <= 2 * GIB)
-    add(f"| end-to-end sync, national (1M doctors) | ≤ 30 s, peak memory ≤ 2 GiB | {cells[0]} | {cells[1]} | "
-        f"{_all(oks)} |")
+    add(
+        f"| end-to-end sync, national (1M doctors) | ≤ 30 s, peak memory ≤ 2 GiB | {cells[0]} | {cells[1]} | "
+        f"{_all(oks)} |"
+    )
 
     for op, label in (("publish", "publish"), ("rollback", "rollback")):
         cells, oks = [], []
@@ -163,12 +209,20 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
                 continue
             p95 = {n: get(v, f"{op}_ms", "p95") for n, v in ms_.items()}
             persistent = {n: get(v, f"{op}_persistent_ms", "p95") for n, v in ms_.items()}
-            cells.append("p95 " + ", ".join(f"{ms(v)} @{n}" for n, v in p95.items())
-                         + (" — one persistent connection: " + ", ".join(f"{ms(v)} @{n}" for n, v in persistent.items())
-                            if b == "sqlite" else ""))
+            cells.append(
+                "p95 "
+                + ", ".join(f"{ms(v)} @{n}" for n, v in p95.items())
+                + (
+                    " — one persistent connection: " + ", ".join(f"{ms(v)} @{n}" for n, v in persistent.items())
+                    if b == "sqlite"
+                    else ""
+                )
+            )
             oks.append(all(v is not None and v <= limit for v in p95.values()))
-        add(f"| {label} p95, shipped code, by retained versions | ≤ 5 ms SQLite, ≤ 10 ms PostgreSQL, flat 1→1,000 | "
-            f"{cells[0]} | {cells[1] if len(cells) > 1 else '—'} | {_all(oks)} |")
+        add(
+            f"| {label} p95, shipped code, by retained versions | ≤ 5 ms SQLite, ≤ 10 ms PostgreSQL, flat 1→1,000 | "
+            f"{cells[0]} | {cells[1] if len(cells) > 1 else '—'} | {_all(oks)} |"
+        )
 
     cells, oks = [], []
     for b, limit in zip(backends, (0.8e6, 0.6e6), strict=True):
@@ -191,8 +245,10 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
                 parts.append(f"{one / full:.0%} at {doctors_label(scale)} ({s(one)} vs {s(full)})")
                 oks.append(one / full <= 0.15)
         cells.append("; ".join(parts) or "not run")
-    add(f"| one-batch resync (1 of 16 batches changed) | ≤ 15 % of a full sync | {cells[0]} | {cells[1]} | "
-        f"{_all(oks)} |")
+    add(
+        f"| one-batch resync (1 of 16 batches changed) | ≤ 15 % of a full sync | {cells[0]} | {cells[1]} | "
+        f"{_all(oks)} |"
+    )
 
     cells, oks = [], []
     for b in backends:
@@ -200,7 +256,7 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         for scale in (HEE, NATIONAL):
             ratio = _dlt_ratio(r, b, scale)
             if ratio:
-                parts.append(f"{ratio[0]:.1f}× at {doctors_label(scale)} ({s(ratio[1])} vs dlt {s(ratio[2])})")
+                parts.append(f"{times(ratio[0])} at {doctors_label(scale)} ({s(ratio[1])} vs dlt {s(ratio[2])})")
                 oks.append(ratio[0] >= 5)
         cells.append("; ".join(parts) or "not run")
     add(f"| vs dlt replace, same tables and store (end to end) | ≥ 5× faster | {cells[0]} | {cells[1]} | {_all(oks)} |")
@@ -211,11 +267,13 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         for peer in ("delta", "iceberg"):
             ratio = _lake_ratio(r, b, peer)
             if ratio:
-                parts.append(f"{ratio[0]:.0f}× vs {peer} @{ratio[3]} ({ms(ratio[1])} vs {ms(ratio[2])}, p50)")
+                parts.append(f"{times(ratio[0])} vs {peer} @{ratio[3]} ({ms(ratio[1])} vs {ms(ratio[2])}, p50)")
                 oks.append(ratio[0] >= 10)
         cells.append("; ".join(parts) or "not run")
-    add(f"| rollback vs deltalake restore and pyiceberg rollback at 500 versions | ≥ 10× faster | {cells[0]} | "
-        f"{cells[1]} | {_all(oks)} |")
+    add(
+        f"| rollback vs deltalake restore and pyiceberg rollback at 500 versions | ≥ 10× faster | {cells[0]} | "
+        f"{cells[1]} | {_all(oks)} |"
+    )
 
     cells, oks = [], []
     for b in backends:
@@ -224,8 +282,9 @@ def _targets(r: dict, add) -> None:  # type: ignore[no-untyped-def]
             legacy = get(r, "peers", "legacy", b, scale, "extrapolated_seconds")
             ours = get(_sync_stat(r, b, scale), "command_seconds", "median")
             if legacy and ours:
-                parts.append(f"{legacy / ours:,.0f}× at {doctors_label(scale)} "
-                             f"({s(ours)} vs ~{s(legacy)} extrapolated)")
+                parts.append(
+                    f"{times(legacy / ours)} at {doctors_label(scale)} ({s(ours)} vs ~{s(legacy)} extrapolated)"
+                )
                 oks.append(legacy / ours >= 1000)
         cells.append("; ".join(parts) or "not run")
     add(f"| vs the one-doctor-at-a-time design | ≥ 1,000× faster | {cells[0]} | {cells[1]} | {_all(oks)} |")
@@ -245,7 +304,8 @@ def _dlt_ratio(r: dict, backend: str, scale: str) -> tuple[float, float, float] 
     dlt = get(r, "peers", "dlt", backend, scale, "strategies")
     stages = get(r, "stages", backend, scale, "seconds")
     ours = get(_sync_stat(r, backend, scale, "full_changed"), "command_seconds", "median") or get(
-        _sync_stat(r, backend, scale), "command_seconds", "median")
+        _sync_stat(r, backend, scale), "command_seconds", "median"
+    )
     if not dlt or not stages or not ours:
         return None
     best = min(v["replace_seconds"]["median"] for v in dlt.values() if v["replace_seconds"].get("n"))
@@ -281,9 +341,11 @@ def _sync(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     for backend, scales in r["sync"].items():
         for doctors, kinds in scales.items():
             st = kinds["full"]
-            add(f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {st['rows_total']:,} | "
+            add(
+                f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {st['rows_total']:,} | "
                 f"{mrange(st['command_seconds'])} | {mrange(st['process_seconds'])} | {mrange(st['cpu_seconds'])} | "
-                f"{rate(st['rows_per_second']['median'])} | {mem(st['max_rss_bytes']['max'])} (max) |")
+                f"{rate(st['rows_per_second']['median'])} | {mem(st['max_rss_bytes']['max'])} (max) |"
+            )
     add("")
     add("Dagster step durations (from the runs' event logs, STEP_START → STEP_SUCCESS), median seconds:")
     add("")
@@ -292,9 +354,13 @@ def _sync(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     for backend, scales in r["sync"].items():
         for doctors, kinds in scales.items():
             steps = kinds["full"]["dagster_steps"]
-            add(f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | "
-                + " | ".join(s(get(steps, k, "median")) for k in ("raw_inputs", "entities", "release_candidate",
-                                                                 "live_release")) + " |")
+            add(
+                f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | "
+                + " | ".join(
+                    s(get(steps, k, "median")) for k in ("raw_inputs", "entities", "release_candidate", "live_release")
+                )
+                + " |"
+            )
     add("")
 
 
@@ -303,11 +369,13 @@ def _stages(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         return
     add("### Stage by stage (core steps timed directly, same process, same data, no Dagster)")
     add("")
-    add("`bench/stages.py` wraps the core's own functions with timers and runs land → land_batch → build_batch → "
+    add(
+        "`bench/stages.py` wraps the core's own functions with timers and runs land → land_batch → build_batch → "
         "stage_candidate → check_candidate → publish on a fresh store. `transforms` is conform + batch split + "
         "build_entities; `snapshot_read` is reading files back (build inputs, sha256 checks when composing the "
         "manifest, Parquet decoding for the load); `other` is what no timer covers (landing evidence, heads, "
-        "manifest, catalog queries). The gap to the command's figure above is Dagster and process overhead.")
+        "manifest, catalog queries). The gap to the command's figure above is Dagster and process overhead."
+    )
     add("")
     header = [(b, d) for b, scales in r["stages"].items() for d in scales]
     add("| stage | " + " | ".join(f"{BACKEND_NAMES[b]} {doctors_label(d)}" for b, d in header) + " |")
@@ -321,20 +389,34 @@ def _stages(r: dict, add) -> None:  # type: ignore[no-untyped-def]
             row.append(f"{s(med)} ({med / total:.0%})" if med is not None else "—")
         add(f"| {stage} | " + " | ".join(row) + " |")
     add("| **total** | " + " | ".join(mrange(r["stages"][b][d]["total_seconds"]) for b, d in header) + " |")
-    add("| staging load rate | " + " | ".join(rate(r["stages"][b][d]["staging_rows_per_second"]["median"])
-                                             for b, d in header) + " |")
-    add("| load + index rate | " + " | ".join(
-        rate(r["stages"][b][d]["staging_and_index_rows_per_second"]["median"]) for b, d in header) + " |")
-    add("| peak memory (no Dagster) | " + " | ".join(mem(r["stages"][b][d]["max_rss_bytes"]["max"])
-                                                    for b, d in header) + " |")
-    add("| rollback's file re-hash | " + " | ".join(s(r["stages"][b][d]["rollback_verify_seconds"]["median"])
-                                                   for b, d in header) + " |")
+    add(
+        "| staging load rate | "
+        + " | ".join(rate(r["stages"][b][d]["staging_rows_per_second"]["median"]) for b, d in header)
+        + " |"
+    )
+    add(
+        "| load + index rate | "
+        + " | ".join(rate(r["stages"][b][d]["staging_and_index_rows_per_second"]["median"]) for b, d in header)
+        + " |"
+    )
+    add(
+        "| peak memory (no Dagster) | "
+        + " | ".join(mem(r["stages"][b][d]["max_rss_bytes"]["max"]) for b, d in header)
+        + " |"
+    )
+    add(
+        "| rollback's file re-hash | "
+        + " | ".join(s(r["stages"][b][d]["rollback_verify_seconds"]["median"]) for b, d in header)
+        + " |"
+    )
     add("")
     detail = []
     for b, d in header:
         parts = r["stages"][b][d]["transforms_detail"].items()
-        detail.append(f"{BACKEND_NAMES[b]} {doctors_label(d)}: "
-                      + ", ".join(f"{k.removeprefix('transforms_')} {s(v['median'])}" for k, v in parts))
+        detail.append(
+            f"{BACKEND_NAMES[b]} {doctors_label(d)}: "
+            + ", ".join(f"{k.removeprefix('transforms_')} {s(v['median'])}" for k, v in parts)
+        )
     add("Transforms in detail (median): " + "; ".join(detail) + ".")
     add("")
 
@@ -345,23 +427,33 @@ def _versions(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     add("## 2. Publish and rollback latency by retained versions")
     add("")
     first = next(iter(r["latency"].values()))
-    add(f"{first['doctors']:,} doctors per version. Versions beyond the first re-stage the same batch files "
+    add(
+        f"{first['doctors']:,} doctors per version. Versions beyond the first re-stage the same batch files "
         "(new manifest, new views over the shared batch tables). Three ways, each timed in its own block: "
         "**shipped** = `LiveStore.publish/rollback` as the code is (the one transaction; SQLite opens a new "
         "connection per operation: NullPool); **operations** = `operations.publish/rollback`, what `live_release` "
         "and `reval rollback` call (rollback first re-hashes every file of the target version); **persistent** = "
-        "the same `LiveStore` methods through one kept-open connection (the proposed SQLite fix). p50 / p95:")
+        "the same `LiveStore` methods through one kept-open connection (the proposed SQLite fix). p50 / p95:"
+    )
     add("")
     for backend, data in r["latency"].items():
         add(f"**{BACKEND_NAMES[backend]}**")
         add("")
-        add("| versions | publish (shipped) | rollback (shipped) | operations.publish | operations.rollback | "
-            "publish (persistent) | rollback (persistent) |")
+        add(
+            "| versions | publish (shipped) | rollback (shipped) | operations.publish | operations.rollback | "
+            "publish (persistent) | rollback (persistent) |"
+        )
         add("|---|---|---|---|---|---|---|")
         for n, v in data["milestones"].items():
             cells = []
-            for k in ("publish_ms", "rollback_ms", "operations_publish_ms", "operations_rollback_ms",
-                      "publish_persistent_ms", "rollback_persistent_ms"):
+            for k in (
+                "publish_ms",
+                "rollback_ms",
+                "operations_publish_ms",
+                "operations_rollback_ms",
+                "publish_persistent_ms",
+                "rollback_persistent_ms",
+            ):
                 st = v.get(k) or {}
                 cells.append(f"{ms(st.get('p50'))} / {ms(st.get('p95'))}" if st.get("n") else "—")
             add(f"| {int(n):,} | " + " | ".join(cells) + " |")
@@ -379,17 +471,23 @@ def _resync(r: dict, add) -> None:  # type: ignore[no-untyped-def]
                     f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {mrange(one['command_seconds'])} | "
                     f"{mrange(full['command_seconds'])} | {mrange(cold['command_seconds'])} | "
                     f"{one['command_seconds']['median'] / full['command_seconds']['median']:.0%} | "
-                    + ", ".join(f"{k} {s(v['median'])}" for k, v in steps.items()) + " |")
+                    + ", ".join(f"{k} {s(v['median'])}" for k, v in steps.items())
+                    + " |"
+                )
     if not rows:
         return
     add("## 3. One-batch resync against a full sync")
     add("")
-    add("On the store the cold sync left live: `reval sync --batches 3` of a changed population (seed 1; only "
+    add(
+        "On the store the cold sync left live: `reval sync --batches 3` of a changed population (seed 1; only "
         "batch 3 is taken), then a full sync of a changed population (seed 2). Both read the whole source: the "
-        "export files are whole, batching happens after reading.")
+        "export files are whole, batching happens after reading."
+    )
     add("")
-    add("| store | doctors | one batch | full, data changed | full, cold | ratio (one / full changed) | "
-        "one-batch Dagster steps |")
+    add(
+        "| store | doctors | one batch | full, data changed | full, cold | ratio (one / full changed) | "
+        "one-batch Dagster steps |"
+    )
     add("|---|---|---|---|---|---|---|")
     for row in rows:
         add(row)
@@ -405,64 +503,81 @@ def _peers(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     if p.get("legacy"):
         add("### The original design: delete live, then one transaction per doctor (extrapolated)")
         add("")
-        add("The three live tables (with key indexes) are filled, deleted in one transaction (the incident's first "
+        add(
+            "The three live tables (with key indexes) are filled, deleted in one transaction (the incident's first "
             "step), then doctors are upserted one at a time, one transaction each (doctor, connection, delete + "
             "insert recommendations), on one open connection with prepared statements: a generous stand-in for "
-            "the original's one message per doctor. **Time of a sample, extrapolated to the population.**")
+            "the original's one message per doctor. **Time of a sample, extrapolated to the population.**"
+        )
         add("")
         add("| store | doctors | sample | per doctor | extrapolated full resync | ours (sync) | ours faster by |")
         add("|---|---|---|---|---|---|---|")
         for backend, scales in p["legacy"].items():
             for doctors, v in scales.items():
                 ours = get(_sync_stat(r, backend, doctors), "command_seconds", "median")
-                add(f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {v['sample_doctors']:,} doctors "
+                add(
+                    f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {v['sample_doctors']:,} doctors "
                     f"({v['sample_rows']:,} rows) | {ms(v['seconds_per_doctor'] * 1000)} | "
                     f"~{s(v['extrapolated_seconds'])} | {s(ours)} | "
-                    f"{(v['extrapolated_seconds'] / ours) if ours else 0:,.0f}× |")
+                    f"{times(v['extrapolated_seconds'] / ours) if ours else '—'} |"
+                )
         add("")
-        add("For scale: the incident's real full resync took 5 h 48 min (20,880 s), through queues and a search "
-            "index rather than straight into a database.")
+        add(
+            "For scale: the incident's real full resync took 5 h 48 min (20,880 s), through queues and a search "
+            "index rather than straight into a database."
+        )
         add("")
     if p.get("dlt"):
-        add("### dlt, `write_disposition=\"replace\"`")
+        add('### dlt, `write_disposition="replace"`')
         add("")
-        add("The same three Arrow tables (built by our transforms) loaded by `dlt` into the same kind of store "
+        add(
+            "The same three Arrow tables (built by our transforms) loaded by `dlt` into the same kind of store "
             "(SQLite through dlt's `sqlalchemy` destination, PostgreSQL through its `postgres` destination, which "
             "uses ADBC/Parquet when available). Run 1 creates the tables; later runs replace them. "
             "dlt end to end = our source + transforms (stage table) + dlt's replace run; ours = a full sync of "
-            "changed data onto a live store.")
+            "changed data onto a live store."
+        )
         add("")
-        add("| store | doctors | strategy | first run | replace run | extract / normalize / load (replace) | "
-            "dlt end to end | ours | ours faster by |")
+        add(
+            "| store | doctors | strategy | first run | replace run | extract / normalize / load (replace) | "
+            "dlt end to end | ours | ours faster by |"
+        )
         add("|---|---|---|---|---|---|---|---|---|")
         for backend, scales in p["dlt"].items():
             for doctors, v in scales.items():
                 stages = get(r, "stages", backend, doctors, "seconds")
                 prep = (stages["source"]["median"] + stages["transforms"]["median"]) if stages else None
                 ours = get(_sync_stat(r, backend, doctors, "full_changed"), "command_seconds", "median") or get(
-                    _sync_stat(r, backend, doctors), "command_seconds", "median")
+                    _sync_stat(r, backend, doctors), "command_seconds", "median"
+                )
                 for strategy, sv in v["strategies"].items():
                     rep = sv["replace_seconds"].get("median")
                     last = (sv["replace_runs"] or [sv["first_run"]])[-1]["steps"]
                     e2e = prep + rep if prep is not None and rep else None
-                    add(f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {strategy} | "
+                    add(
+                        f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {strategy} | "
                         f"{s(sv['first_run']['seconds'])} | {mrange(sv['replace_seconds'])} | "
                         + " / ".join(s(last.get(k)) for k in ("extract", "normalize", "load"))
-                        + f" | {s(e2e)} | {s(ours)} | {(e2e / ours) if e2e and ours else 0:.1f}× |")
+                        + f" | {s(e2e)} | {s(ours)} | {times(e2e / ours) if e2e and ours else '—'} |"
+                    )
         add("")
     lake = [(k, p[k]) for k in ("delta", "iceberg") if p.get(k)]
     if lake:
         add("### Snapshot-and-rollback: Delta Lake `restore` and Iceberg rollback")
         add("")
-        add(f"{lake[0][1]['doctors']:,} doctors; a version is an overwrite of the three tables; the rollback of a "
+        add(
+            f"{lake[0][1]['doctors']:,} doctors; a version is an overwrite of the three tables; the rollback of a "
             "release is three table operations (neither library has a transaction across tables), timed on "
             "already-open table handles. Delta: `DeltaTable.restore(previous)`; Iceberg (SQL catalog on SQLite): "
             "`manage_snapshots().rollback_to_snapshot(previous)` (alternating with `set_current_snapshot(newest)`). "
             "“2 versions” is the smallest history with a previous version to go back to. Ours: `LiveStore.rollback` "
-            "as shipped, same population.")
+            "as shipped, same population."
+        )
         add("")
-        add("| versions | " + " | ".join(f"{name} p50 / p95" for name, _ in lake) + " | ours SQLite p50 / p95 | "
-            "ours PostgreSQL p50 / p95 |")
+        add(
+            "| versions | " + " | ".join(f"{name} p50 / p95" for name, _ in lake) + " | ours SQLite p50 / p95 | "
+            "ours PostgreSQL p50 / p95 |"
+        )
         add("|---|" + "---|" * (len(lake) + 2))
         for n in lake[0][1]["milestones"]:
             cells = []
@@ -474,8 +589,11 @@ def _peers(r: dict, add) -> None:  # type: ignore[no-untyped-def]
                 cells.append(f"{ms(ours['p50'])} / {ms(ours['p95'])}" if ours else "—")
             add(f"| {int(n):,} | " + " | ".join(cells) + " |")
         add("")
-        add("Writing one version (3 tables): " + "; ".join(
-            f"{name} {mrange(v['write_version_seconds'])}" for name, v in lake) + ".")
+        add(
+            "Writing one version (3 tables): "
+            + "; ".join(f"{name} {mrange(v['write_version_seconds'])}" for name, v in lake)
+            + "."
+        )
         add("")
 
 
@@ -485,8 +603,10 @@ def _profile(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         return
     add("## 5. Profile of the hee sync")
     add("")
-    add(f"`run_sync` on SQLite, {sum(pr['rows'].values()):,} rows, {s(pr['total_seconds'])} under {pr['tool']}; "
-        "full call tree in `profile_hee.txt`.")
+    add(
+        f"`run_sync` on SQLite, {sum(pr['rows'].values()):,} rows, {s(pr['total_seconds'])} under {pr['tool']}; "
+        "full call tree in `profile_hee.txt`."
+    )
     add("")
     if pr.get("layers"):
         add("Where the time goes:")

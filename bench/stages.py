@@ -25,8 +25,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-STAGES = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views", "checks",
-          "publish")
+STAGES = (
+    "source",
+    "transforms",
+    "snapshot_write",
+    "snapshot_read",
+    "staging_load",
+    "index_build",
+    "views",
+    "checks",
+    "publish",
+)
 
 
 class _Clock:
@@ -151,8 +160,9 @@ def run_stages(*, url: str, home: str, doctors: int, seed: int = 0) -> dict:
         results = clock.wrap("checks", operations.check_candidate)(runtime, candidate.manifest)
         if not all(r.passed for r in results):
             raise RuntimeError(f"bench candidate blocked: {[r.name for r in results if not r.passed]}")
-        clock.wrap("publish", operations.publish)(runtime, candidate.manifest.version, actor="bench",
-                                                  reason="bench stages")
+        clock.wrap("publish", operations.publish)(
+            runtime, candidate.manifest.version, actor="bench", reason="bench stages"
+        )
     total = time.perf_counter() - started
     # What `reval rollback` adds before its transaction: re-hashing every file of the target version.
     t0 = time.perf_counter()

@@ -17,8 +17,9 @@ REVAL = str(Path(sys.executable).parent / "reval")
 DAGSTER_STEPS = ("raw_inputs", "entities", "release_candidate", "live_release")
 
 
-def cli_sync(store: Store, doctors: int, *, seed: int = 0, batches: list[int] | None = None,
-             timeout: float = 3600) -> dict:
+def cli_sync(
+    store: Store, doctors: int, *, seed: int = 0, batches: list[int] | None = None, timeout: float = 3600
+) -> dict:
     args = [REVAL, "sync", "--json", "--reason", "bench"]
     if batches:
         args += ["--batches", ",".join(map(str, batches))]
@@ -88,25 +89,37 @@ def dagster_step_seconds(dagster_home: Path, run_ids: list[str]) -> dict[str, fl
     return seconds
 
 
-def api_sync(store: Store, doctors: int, *, seed: int = 0, batches: list[int] | None = None,
-             allow_drift_reason: str = "bench: a new synthetic population", timeout: float = 3600) -> dict:
+def api_sync(
+    store: Store,
+    doctors: int,
+    *,
+    seed: int = 0,
+    batches: list[int] | None = None,
+    allow_drift_reason: str = "bench: a new synthetic population",
+    timeout: float = 3600,
+) -> dict:
     """The same sync through `reval_assets.run.run_sync` in a fresh process (what `reval sync` calls),
     for what the command has no flag for yet: a drift reason."""
     from bench.common import worker
 
-    params = {"env": store.env(doctors, seed), "batches": batches or list(range(16)),
-              "allow_drift_reason": allow_drift_reason}
+    params = {
+        "env": store.env(doctors, seed),
+        "batches": batches or list(range(16)),
+        "allow_drift_reason": allow_drift_reason,
+    }
     result = worker("sync", params, store.env(doctors, seed), timeout=timeout)
-    result.update({
-        "doctors": doctors,
-        "seed": seed,
-        "batches": batches or "all",
-        "process_seconds": result.pop("process_seconds"),
-        "max_rss_bytes": result.pop("process_max_rss_bytes"),
-        "cpu_seconds": result.pop("process_cpu_seconds"),
-        "load_average_after": load_average(),
-        "dagster_steps": dagster_step_seconds(store.home / "dagster", result.pop("run_ids")),
-    })
+    result.update(
+        {
+            "doctors": doctors,
+            "seed": seed,
+            "batches": batches or "all",
+            "process_seconds": result.pop("process_seconds"),
+            "max_rss_bytes": result.pop("process_max_rss_bytes"),
+            "cpu_seconds": result.pop("process_cpu_seconds"),
+            "load_average_after": load_average(),
+            "dagster_steps": dagster_step_seconds(store.home / "dagster", result.pop("run_ids")),
+        }
+    )
     return result
 
 
@@ -131,5 +144,10 @@ def run_sync_task(*, env: dict[str, str], batches: list[int], allow_drift_reason
     runtime.close()
     if not result.published:
         raise RuntimeError(f"sync did not publish: {result.error or result.messages}")
-    return {"version": result.version, "rows": result.rows, "rows_total": sum(result.rows.values()),
-            "command_seconds": seconds, "run_ids": result.run_ids}
+    return {
+        "version": result.version,
+        "rows": result.rows,
+        "rows_total": sum(result.rows.values()),
+        "command_seconds": seconds,
+        "run_ids": result.run_ids,
+    }

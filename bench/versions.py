@@ -23,8 +23,15 @@ from pathlib import Path
 
 from bench.common import summary
 
-PASSED = [{"name": "bench_same_files", "passed": True, "blocking": True,
-           "description": "same files as the first version, which passed the real checks", "metadata": {}}]
+PASSED = [
+    {
+        "name": "bench_same_files",
+        "passed": True,
+        "blocking": True,
+        "description": "same files as the first version, which passed the real checks",
+        "metadata": {},
+    }
+]
 
 
 def pooled_live_store(url: str):  # type: ignore[no-untyped-def]
@@ -56,8 +63,9 @@ def _ms(values: list[float]) -> dict:
     return summary([v * 1000 for v in values], percentiles=True)
 
 
-def run_versions(*, url: str, home: str, doctors: int, milestones: list[int], publish_samples: int,
-                 rollback_samples: int) -> dict:
+def run_versions(
+    *, url: str, home: str, doctors: int, milestones: list[int], publish_samples: int, rollback_samples: int
+) -> dict:
     from reval_assets.pipeline import operations
     from reval_assets.pipeline.runtime import Runtime
     from reval_assets.pipeline.steps import build_batch, land, land_batch, stage_candidate
