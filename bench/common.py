@@ -43,6 +43,19 @@ PACKAGES = (
 )
 
 
+# The core stages the benchmark times separately, in pipeline order.
+STAGES = (
+    "source",
+    "transforms",
+    "snapshot_write",
+    "snapshot_read",
+    "staging_load",
+    "index_build",
+    "views",
+    "checks",
+    "publish",
+)
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -113,16 +126,9 @@ class Store:
 
 
 def pg_reachable() -> str | None:
-    import sqlalchemy as sa
+    from reval_assets.store.bulk import unreachable
 
-    try:
-        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return None
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
-        return str(error).splitlines()[0]
+    return unreachable(PG_ADMIN_URL)
 
 
 @contextmanager

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from bench.common import GIB, MIB
+from bench.common import GIB, MIB, STAGES
 
 HEE, NATIONAL = "100000", "1000000"
 BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-STAGE_ORDER = (
-    "source",
-    "transforms",
-    "snapshot_write",
-    "snapshot_read",
-    "staging_load",
-    "index_build",
-    "views",
-    "checks",
-    "publish",
-    "other",
-)
+STAGE_ORDER = (*STAGES, "other")
 
 
 # -- formatting -------------------------------------------------------------------------------

@@ -25,17 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-STAGES = (
-    "source",
-    "transforms",
-    "snapshot_write",
-    "snapshot_read",
-    "staging_load",
-    "index_build",
-    "views",
-    "checks",
-    "publish",
-)
+from bench.common import STAGES
 
 
 class _Clock:

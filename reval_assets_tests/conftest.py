@@ -12,25 +12,15 @@ import sqlalchemy as sa
 
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings
+from reval_assets.store.bulk import unreachable
 
 PG_URL = os.environ.get("REVAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("REVAL_REQUIRE_PG") == "1"
 
 
-def _pg_reachable() -> str | None:
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return None
-    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
-        return str(error).splitlines()[0]
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> str:
-    problem = _pg_reachable()
+    problem = unreachable(PG_URL)
     if problem:
         if REQUIRE_PG:
             pytest.fail(f"REVAL_REQUIRE_PG=1 but PostgreSQL at {PG_URL} is unreachable: {problem}")

@@ -85,3 +85,17 @@ def load_table(cursor: object, dialect: str, table: str, data: pa.Table) -> None
     cursor.execute(create_table_sql(dialect, table, data.schema))
     if data.num_rows:
         cursor.adbc_ingest(identifier(table), data, mode="append")
+
+
+def unreachable(url: str | URL, timeout_seconds: int = 3) -> str | None:
+    """None if a database answers at `url`, else the first line of why not."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": timeout_seconds})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+        return str(error).splitlines()[0]
