@@ -3,8 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-export REVAL_HOME ?= $(CURDIR)/.reval
-export DAGSTER_HOME ?= $(REVAL_HOME)/dagster
+# REVAL_HOME defaults to ./.reval; `make ui` points DAGSTER_HOME at $REVAL_HOME/dagster (see dagster_home.py).
 
 .PHONY: install run test lint ui clean
 
@@ -29,8 +28,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 ui: install
-	$(BIN)/python -m reval_assets.dagster_home
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME="$$($(BIN)/python -m reval_assets.dagster_home)" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf $(VENV) .reval

@@ -18,6 +18,12 @@ PG_URL = os.environ.get("REVAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.
 REQUIRE_PG = os.environ.get("REVAL_REQUIRE_PG") == "1"
 
 
+@pytest.fixture(autouse=True)
+def no_developer_dagster_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read or write the developer's Dagster instance (make or a shell may export DAGSTER_HOME)."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     problem = unreachable(PG_URL)
