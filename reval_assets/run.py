@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import dagster as dg
 
 from reval_assets.assets.common import SYNC_POOL
-from reval_assets.dagster_home import dagster_home
+from reval_assets.dagster_home import dagster_home, sqlite_files_kept_open
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
 from reval_assets.pipeline.runtime import Runtime
 
@@ -106,8 +106,10 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end),
                     **own}
             outcome.run_ids.append(str(uuid.uuid4()))
-            result = job.execute_in_process(run_config=QUIET, instance=instance, tags=tags, run_id=outcome.run_ids[-1],
-                                            asset_selection=BATCH_ASSETS, raise_on_error=False)
+            with sqlite_files_kept_open(instance, outcome.run_ids[-1]):
+                result = job.execute_in_process(run_config=QUIET, instance=instance, tags=tags,
+                                                run_id=outcome.run_ids[-1], asset_selection=BATCH_ASSETS,
+                                                raise_on_error=False)
             if not result.success:
                 outcome.interrupted = _interrupted(result)
                 outcome.error = _failure_message(result)
@@ -133,8 +135,10 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             **({"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}),
         }}
         outcome.run_ids.append(str(uuid.uuid4()))
-        result = job.execute_in_process(run_config=run_config, instance=instance, tags=own, run_id=outcome.run_ids[-1],
-                                        asset_selection=release_keys, raise_on_error=False)
+        with sqlite_files_kept_open(instance, outcome.run_ids[-1]):
+            result = job.execute_in_process(run_config=run_config, instance=instance, tags=own,
+                                            run_id=outcome.run_ids[-1], asset_selection=release_keys,
+                                            raise_on_error=False)
         outcome.version = runtime.live.candidate_for_run(result.run_id)
         _read_outcome(runtime, outcome)
         if not result.success and not outcome.blocked_by:

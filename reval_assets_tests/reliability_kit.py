@@ -33,7 +33,7 @@ from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings
 from reval_assets.sources.export import write_export
 from reval_assets.sources.synthetic import SyntheticSource
-from reval_assets.store.live import LIVE_VIEWS, version_view
+from reval_assets.store.live import LIVE_VIEWS
 
 CLI = [sys.executable, "-m", "reval_assets.cli"]
 DOCTORS = 600
@@ -175,15 +175,18 @@ class Sandbox:
             return rt.live.live_version()
 
     def views_hash(self, version: str | None = None) -> str:
-        """sha256 over every row of the four live views (or of one version's own views), in key order."""
+        """sha256 over every row of the four live views (or of what they show when `version` is live), in key order."""
+        queries = {view: f"SELECT * FROM {view}" for view in LIVE_VIEWS}
+        if version:
+            with self.runtime() as rt:
+                queries = {view: rt.live.version_query(version, view) for view in LIVE_VIEWS}
         engine = sa.create_engine(self.live_url, poolclass=sa.pool.NullPool)
         digest = hashlib.sha256()
         try:
             with engine.connect() as conn:
-                for view in LIVE_VIEWS:
-                    name = version_view(version, view) if version else view
+                for view, query in queries.items():
                     rows = sorted(tuple("" if v is None else str(v) for v in row)
-                                  for row in conn.exec_driver_sql(f"SELECT * FROM {name}"))
+                                  for row in conn.exec_driver_sql(query))
                     digest.update(f"{view}:{len(rows)}\n".encode())
                     for row in rows:
                         digest.update(("\x1f".join(row) + "\n").encode())

@@ -1,5 +1,8 @@
 """The live store on SQLite and PostgreSQL: staging, publish, rollback, concurrency."""
 
+import dataclasses
+import datetime
+import sqlite3
 import threading
 
 import pyarrow as pa
@@ -11,7 +14,8 @@ from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.sources.synthetic import SyntheticSource
-from reval_assets.store.live import LIVE_VIEWS, ConcurrentPublishError, LiveStore, PublishError
+from reval_assets.store.bulk import adbc_connection, load_table
+from reval_assets.store.live import LIVE_VIEWS, ConcurrentPublishError, LiveStore, PublishError, file_table, file_tables
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
 
@@ -121,6 +125,65 @@ def test_a_version_loads_only_the_batch_tables_it_does_not_share(runtime):
     second = publish(runtime, batches=[0])  # same source: every batch file is reused
     assert runtime.live.loaded_tables() == tables_after_first
     assert runtime.snapshots.manifest(first).files == runtime.snapshots.manifest(second).files
+
+
+def schema_objects(runtime) -> int:
+    inspector = sa.inspect(runtime.live.engine)
+    return len(inspector.get_table_names()) + len(inspector.get_view_names())
+
+
+def test_versions_add_no_schema_to_sqlite_and_four_views_to_postgresql(runtime):
+    """Publish cost must not grow with versions kept; see the layouts in store/live.py."""
+    first = publish(runtime)
+    objects = schema_objects(runtime)
+    for _ in range(3):
+        publish(runtime, batches=[0])  # same files: new versions, no new batch tables
+        operations.rollback(runtime, first, actor="tester", reason="back")
+    assert len(runtime.live.versions()) == 4
+    per_version = 0 if runtime.live.dialect == "sqlite" else len(LIVE_VIEWS)
+    assert schema_objects(runtime) == objects + 3 * per_version
+
+
+def test_staging_a_version_whose_tables_are_not_loaded_is_refused(runtime):
+    version = publish(runtime)
+    manifest = runtime.snapshots.manifest(version)
+    with runtime.live.engine.begin() as conn:  # as if its load had never committed
+        conn.execute(file_tables.delete().where(file_tables.c.table_name == file_table(manifest.files["doctors"][0])))
+    renamed = dataclasses.replace(manifest, version="v20260101_000000_abcdef")
+    with pytest.raises(PublishError, match="1 of its files are not loaded"):
+        runtime.live.stage(renamed, "0" * 64)
+    assert runtime.live.version(renamed.version) is None
+
+
+def test_gc_drops_stray_version_views_but_not_those_live_still_reads(runtime):
+    """SQLite stores made before reval_version_files kept one view per version; gc frees them once unused."""
+    live = publish(runtime)
+    tables = runtime.live.loaded_tables()
+    strays = ["v20200101_000000_000000"] + ([live] if runtime.live.dialect == "sqlite" else [])
+    with runtime.live.engine.begin() as conn:
+        table = sorted(tables)[0]
+        for version in strays:
+            conn.exec_driver_sql(f"CREATE VIEW r{version}_connections AS SELECT * FROM {table}")
+            conn.exec_driver_sql(f"CREATE VIEW r{version}_discrepancies AS SELECT * FROM r{version}_connections")
+    report = operations.gc(runtime, keep=10)
+    assert report["orphans"]["views"] == 2
+    assert runtime.live.read_view("discrepancies").num_rows > 0
+    left = {v for v in sa.inspect(runtime.live.engine).get_view_names() if v.startswith("rv")}
+    assert {f"r{live}_connections", f"r{live}_discrepancies"} <= left
+    assert not any(v.startswith("rv20200101") for v in left)
+
+
+def test_sqlite_stores_dates_and_times_as_the_same_text_readers_always_got(tmp_path):
+    data = pa.table({"d": pa.array([datetime.date(2023, 1, 2), None], pa.date32()),
+                     "t": pa.array([datetime.datetime(2023, 1, 2, 3, 4, 5),
+                                    datetime.datetime(2023, 1, 2, 3, 4, 5, 123456)], pa.timestamp("us"))})
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    with adbc_connection(url) as adbc, adbc.cursor() as cursor:
+        load_table(cursor, "sqlite", "dates", data)
+    with sqlite3.connect(tmp_path / "live.db") as conn:
+        rows = conn.execute("SELECT d, t, typeof(t) FROM dates").fetchall()
+    assert rows == [("2023-01-02", "2023-01-02T03:04:05.000000", "text"),
+                    (None, "2023-01-02T03:04:05.123456", "text")]
 
 
 def test_guard_refuses_prod_publish_without_confirmation_and_audits_it(runtime, monkeypatch):

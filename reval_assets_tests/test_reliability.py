@@ -424,13 +424,15 @@ def _stage_passing(rt, doctors: int) -> str:
 
 
 def _counts(box: Sandbox, version: str) -> tuple[int, ...]:
-    from reval_assets.store.live import LIVE_VIEWS, version_view
+    from reval_assets.store.live import LIVE_VIEWS
 
+    with box.runtime() as rt:
+        queries = [rt.live.version_query(version, v) for v in LIVE_VIEWS]
     engine = sa.create_engine(box.live_url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            return tuple(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {version_view(version, v)}").scalar()
-                         for v in LIVE_VIEWS)
+            return tuple(conn.exec_driver_sql(f"SELECT COUNT(*) FROM ({query}) AS version_rows").scalar()
+                         for query in queries)
     finally:
         engine.dispose()
 

@@ -5,6 +5,7 @@ import dagster as dg
 
 from reval_assets.assets.common import batch_partitions, batches_of, column_schema, describe
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
+from reval_assets.pipeline.parallel import map_in_threads
 from reval_assets.pipeline.steps import build_batch, land, land_batch
 from reval_assets.resources import RevalResource
 
@@ -68,7 +69,7 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
 def entities(context: dg.AssetExecutionContext, reval: RevalResource):
     """Build each batch's entities and write them as immutable snapshot files."""
     runtime = reval.runtime()
-    builds = [build_batch(runtime.snapshots, b) for b in batches_of(context)]
+    builds = map_in_threads(lambda b: build_batch(runtime.snapshots, b), batches_of(context))
     for entity in ENTITIES:
         files = [build.refs[entity] for build in builds]
         reused = sum(build.reused[entity] for build in builds)

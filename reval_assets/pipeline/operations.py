@@ -69,9 +69,7 @@ def _guarded(runtime: Runtime, action: str, version: str, actor: str, reason: st
 def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> None:
     """Publish a staged candidate whose blocking checks passed (re-verified here, not trusted)."""
     _guarded(runtime, "publishing", version, actor, reason, confirm)
-    row = runtime.live.version(version)
-    expected = row["parent"] if row else None
-    runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value, expected_live=expected)
+    runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value)
 
 
 def rollback(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> str | None:
@@ -203,7 +201,7 @@ def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -
     files = [p for p in snapshots.file_paths()
              if str(p.relative_to(snapshots.root)) not in reachable and now - p.stat().st_mtime > grace_seconds]
     tables = sorted(runtime.live.loaded_tables() - table_reach)
-    views = runtime.live.orphan_version_views(known)
+    views = runtime.live.stray_version_views()
     return GcPlan(retained=sorted(retained), versions=drop_versions, files=files, tables=tables,
                   manifests=manifests, views=views)
 

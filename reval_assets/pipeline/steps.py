@@ -16,6 +16,7 @@ import pyarrow as pa
 from reval_assets.domain.batching import split_by_batch
 from reval_assets.domain.conform import conform
 from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
+from reval_assets.pipeline.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
 from reval_assets.sources.base import Source, SourceError, exported_at
@@ -83,7 +84,9 @@ def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
             raise SourceError(f"the source gave no {name} input", file=spec.file)
         conformed = conform(spec, wire[name].table, wire[name].origin)
         parts = split_by_batch(conformed.table, batches)
-        inputs[name] = [store.put_table(f"{RAW_GROUP}/{name}", b, part)[0] for b, part in enumerate(parts)]
+        kind = f"{RAW_GROUP}/{name}"
+        written = map_in_threads(lambda b: store.put_table(kind, b, parts[b]), range(batches))  # noqa: B023
+        inputs[name] = [ref for ref, _ in written]
         counts[name] = {
             "records": wire[name].table.num_rows,
             "kept": conformed.table.num_rows,
@@ -119,7 +122,6 @@ class BatchBuild:
     batch: int
     refs: dict[str, FileRef]
     reused: dict[str, bool]
-    tables: dict[str, pa.Table] = field(repr=False)
 
 
 def build_batch(store: SnapshotStore, batch: int) -> BatchBuild:
@@ -137,7 +139,7 @@ def build_batch(store: SnapshotStore, batch: int) -> BatchBuild:
         refs[entity], reused[entity] = store.put_table(entity, batch, tables[entity])
     store.set_head(ENTITY_GROUP, batch, refs, landing=body.get("landing"), source=body.get("source"),
                    exported_at=body.get("exported_at"))
-    return BatchBuild(batch=batch, refs=refs, reused=reused, tables=tables)
+    return BatchBuild(batch=batch, refs=refs, reused=reused)
 
 
 def new_version_id() -> str:

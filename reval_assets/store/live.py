@@ -1,12 +1,20 @@
 """The live store: versioned tables beside the live ones, and views re-pointed in one transaction.
 
 Each immutable snapshot file is loaded once into its own table `rb_<sha>`; a version is a
-set of views `rv_<version>_<entity>` (UNION ALL over its batch tables), so versions share
-the tables of the batches they share. Readers query `doctors`, `connections`,
-`recommendations` and `discrepancies`, views over one version's views. Publish and
-rollback re-point those four views, the `reval_live` pointer and an audit row in ONE
-transaction: O(1) however many versions exist, and readers see the old version or the
-new one, never a mix and never a missing view.
+list of those tables per entity (`reval_version_files`), so versions share the tables of the
+batches they share. Readers query `doctors`, `connections`, `recommendations` and
+`discrepancies`: views, each a UNION ALL over the live version's tables of its entity.
+Publish and rollback re-create those four views, the `reval_live` pointer and an audit row in
+ONE transaction, and readers see the old version or the new one, never a mix and never a
+missing view.
+
+Publish must cost the same with 1 or 1,000 versions kept, and the two databases need opposite
+layouts for that (measured in bench/RESULTS.md). SQLite re-parses its whole schema on every
+connection, so there a version adds rows, not schema objects, and publish builds the live
+views straight over the version's tables. PostgreSQL keeps its catalog parsed but records a
+dependency per column of every table a view reads (a 16-table UNION ALL view is ~3 ms to
+replace), so there staging also creates the version's own views `r<version>_<view>`, and
+publish re-points each live view to one of them.
 """
 
 from __future__ import annotations
@@ -75,6 +83,14 @@ live_table = sa.Table(
     sa.Column("reason", sa.Text),
     sa.CheckConstraint("id = 1", name="reval_live_single_row"),
 )
+version_files = sa.Table(
+    "reval_version_files",
+    metadata,
+    sa.Column("version", sa.String(40), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("table_name", sa.String(40), nullable=False),
+)
 file_tables = sa.Table(
     "reval_file_tables",
     metadata,
@@ -93,6 +109,13 @@ class ConcurrentPublishError(PublishError):
     pass
 
 
+class StagedAgainst:
+    """`LiveStore.publish`'s default expectation: live is still the version the candidate was staged against."""
+
+
+STAGED_AGAINST = StagedAgainst()
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -101,10 +124,21 @@ def file_table(ref: FileRef) -> str:
     return identifier(f"rb_{ref.sha256[:32]}")
 
 
-def version_view(version: str, entity: str) -> str:
+def version_view(version: str, view: str) -> str:
     if not VERSION_ID.match(version):
         raise ValueError(f"not a generated version id: {version!r}")
-    return identifier(f"r{version}_{entity}")
+    return identifier(f"r{version}_{view}")
+
+
+def _entity_of(view: str) -> str:
+    return "connections" if view == "discrepancies" else view
+
+
+def union_sql(view: str, tables: list[str]) -> str:
+    """The SELECT behind a live view over one version's batch tables of its entity."""
+    where = " WHERE is_discrepancy" if view == "discrepancies" else ""
+    columns = ", ".join(identifier(f.name) for f in ENTITY_SPECS[_entity_of(view)].schema)
+    return " UNION ALL ".join(f"SELECT {columns} FROM {identifier(t)}{where}" for t in tables)
 
 
 @dataclass(frozen=True)
@@ -185,17 +219,22 @@ class LiveStore:
         return LoadReport(tables_loaded=len(todo), tables_reused=reused, rows_loaded=rows)
 
     def stage(self, manifest: Manifest, manifest_sha256: str) -> None:
-        """Create the version's views over its loaded batch tables and record it as staged."""
+        """Record the version (its batch tables, already loaded) as staged; no schema changes."""
         with self.engine.begin() as conn:
             live = self._live_version(conn)
-            for entity, refs in manifest.files.items():
-                columns = ", ".join(identifier(f.name) for f in ENTITY_SPECS[entity].schema)
-                union = " UNION ALL ".join(f"SELECT {columns} FROM {file_table(ref)}" for ref in refs)
-                conn.exec_driver_sql(f"CREATE VIEW {version_view(manifest.version, entity)} AS {union}")
-            conn.exec_driver_sql(
-                f"CREATE VIEW {version_view(manifest.version, 'discrepancies')} AS "
-                f"SELECT * FROM {version_view(manifest.version, 'connections')} WHERE is_discrepancy"
-            )
+            loaded = set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
+            members = [{"version": manifest.version, "entity": entity, "position": i, "table_name": file_table(ref)}
+                       for entity, refs in manifest.files.items() for i, ref in enumerate(refs)]
+            missing = sorted({m["table_name"] for m in members} - loaded)
+            if missing:
+                raise PublishError(f"cannot stage {manifest.version}: {len(missing)} of its files are not loaded "
+                                   f"({', '.join(missing[:3])}); run the sync again to load them")
+            conn.execute(version_files.insert(), members)
+            if self.dialect == "postgresql":
+                tables = self._version_tables(conn, manifest.version)
+                for view in LIVE_VIEWS:
+                    conn.exec_driver_sql(f"CREATE VIEW {version_view(manifest.version, view)} AS "
+                                         f"{union_sql(view, tables[_entity_of(view)])}")
             rows = manifest.rows()
             conn.execute(
                 versions_table.insert().values(
@@ -231,8 +270,10 @@ class LiveStore:
         return passed
 
     # -- publish and rollback --------------------------------------------------------------
-    def publish(self, version: str, *, actor: str, reason: str, env: str, expected_live: str | None) -> None:
-        """Make a staged version live, provided its checks passed and live is still `expected_live`."""
+    def publish(self, version: str, *, actor: str, reason: str, env: str,
+                expected_live: str | None | StagedAgainst = STAGED_AGAINST) -> None:
+        """Make a staged version live, provided its checks passed and live is still `expected_live`:
+        by default the version it was staged against (its parent), read in the same transaction."""
         with self._repointing() as conn:
             row = self._version_row(conn, version)
             if row.status != VersionStatus.STAGED.value:
@@ -242,6 +283,8 @@ class LiveStore:
                 state = "did not pass" if row.checks_passed is False else "have not run"
                 raise PublishError(f"refusing to publish {version}: its blocking checks {state}")
             current = self._live_version(conn)
+            if isinstance(expected_live, StagedAgainst):
+                expected_live = row.parent
             if current != expected_live:
                 raise ConcurrentPublishError(
                     f"live moved from {expected_live or 'nothing'} to {current} while {version} was being "
@@ -298,14 +341,14 @@ class LiveStore:
 
     def _repoint(self, conn: Connection, version: str, current: str | None, *,
                  action: str, actor: str, reason: str, env: str) -> None:
+        tables = self._version_tables(conn, version) if self.dialect == "sqlite" else {}
         for view in LIVE_VIEWS:
-            target = version_view(version, view)
             if self.dialect == "postgresql":
                 self._bound_lock_wait(conn)
-                conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {target}")
+                conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {version_view(version, view)}")
             else:
                 conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
-                conn.exec_driver_sql(f"CREATE VIEW {view} AS SELECT * FROM {target}")
+                conn.exec_driver_sql(f"CREATE VIEW {view} AS {union_sql(view, tables[_entity_of(view)])}")
             fault_point("repoint_view")
         at = now()
         conn.execute(live_table.update().where(live_table.c.id == 1)
@@ -376,8 +419,10 @@ class LiveStore:
         with self.engine.begin() as conn:
             if self._live_version(conn) == version:
                 raise PublishError(f"refusing to drop the live version {version}")
-            for view in ("discrepancies", *ENTITIES):
-                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {version_view(version, view)}")
+            if self.dialect == "postgresql":
+                for view in ("discrepancies", *ENTITIES):
+                    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {version_view(version, view)}")
+            conn.execute(version_files.delete().where(version_files.c.version == version))
             conn.execute(versions_table.delete().where(versions_table.c.version == version))
 
     def loaded_tables(self) -> set[str]:
@@ -393,10 +438,23 @@ class LiveStore:
                 dropped += 1
         return dropped
 
-    def orphan_version_views(self, known: set[str]) -> list[str]:
-        """Version views left by a crash between creating them and recording the version."""
-        inspector = sa.inspect(self.engine)
-        return [v for v in inspector.get_view_names() if v.startswith("rv") and v[1:24] not in known]
+    def stray_version_views(self) -> list[str]:
+        """Per-version views no version owns: on SQLite every one (stores made before
+        `reval_version_files` kept them), on PostgreSQL those of versions gc has dropped. Never the
+        live version's (a store whose live version an older release published still reads them)."""
+        views = [v for v in sa.inspect(self.engine).get_view_names() if v.startswith("rv")]
+        with self.engine.connect() as conn:
+            keep = {self._live_version(conn)}
+            if self.dialect == "postgresql":
+                keep |= set(conn.execute(sa.select(versions_table.c.version)).scalars())
+        # a version's discrepancies view may read its connections view: drop it first
+        return sorted((v for v in views if v[1:24] not in keep), key=lambda v: (not v.endswith("_discrepancies"), v))
+
+    def version_query(self, version: str, view: str) -> str:
+        """The SELECT of one version's rows of a live view (what that view shows while it is live)."""
+        with self.engine.connect() as conn:
+            tables = self._version_tables(conn, version)
+        return union_sql(view, tables[_entity_of(view)])
 
     def drop_views(self, names: Iterable[str]) -> None:
         with self.engine.begin() as conn:
@@ -406,6 +464,18 @@ class LiveStore:
     # -- helpers ---------------------------------------------------------------------------
     def _live_version(self, conn: Connection) -> str | None:
         return conn.execute(sa.select(live_table.c.version).where(live_table.c.id == 1)).scalar()
+
+    def _version_tables(self, conn: Connection, version: str) -> dict[str, list[str]]:
+        rows = conn.execute(sa.select(version_files.c.entity, version_files.c.table_name)
+                            .where(version_files.c.version == version)
+                            .order_by(version_files.c.entity, version_files.c.position))
+        tables: dict[str, list[str]] = {}
+        for entity, table in rows:
+            tables.setdefault(entity, []).append(table)
+        if set(tables) != set(ENTITIES):
+            raise PublishError(f"version {version} has no tables recorded for "
+                               f"{', '.join(sorted(set(ENTITIES) - set(tables)))}; it cannot be made live")
+        return tables
 
     def _version_row(self, conn: Connection, version: str) -> sa.Row:
         row = conn.execute(sa.select(versions_table).where(versions_table.c.version == version)).first()
