@@ -422,7 +422,7 @@ def _versions(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         "**shipped** = `LiveStore.publish/rollback` as the code is (the one transaction; SQLite opens a new "
         "connection per operation: NullPool); **operations** = `operations.publish/rollback`, what `live_release` "
         "and `reval rollback` call (rollback first re-hashes every file of the target version); **persistent** = "
-        "the same `LiveStore` methods through one kept-open connection (the proposed SQLite fix). p50 / p95:"
+        "the same `LiveStore` methods through one kept-open connection (what pooling would add). p50 / p95:"
     )
     add("")
     for backend, data in r["latency"].items():

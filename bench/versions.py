@@ -1,8 +1,8 @@
 """Publish and rollback latency as the number of retained versions grows (1, 10, 100, 500, 1,000).
 
 One real sync builds the first version. Further versions re-stage the same batch files
-(`stage_candidate`: a new manifest and new views over the shared batch tables, nothing
-reloaded), are marked as passing the checks (their files are the first version's, which
+(`stage_candidate`: a new manifest and catalog rows, plus the version's views on PostgreSQL;
+nothing reloaded), are marked as passing the checks (their files are the first version's, which
 passed the real checks) and published. At each milestone:
 
 - publish: stage one more candidate (untimed), publish it (timed), drop the oldest retired
@@ -13,7 +13,8 @@ passed the real checks) and published. At each milestone:
 Timed three ways, one block each: `LiveStore.publish/rollback` as shipped (the one transaction,
 on a new connection: SQLite uses NullPool), `operations.publish/rollback` (what `live_release`
 and `reval rollback` call; rollback re-hashes every file of the target version first), and
-`LiveStore.publish/rollback` through one persistent connection (the proposed fix, SQLite).
+`LiveStore.publish/rollback` through one persistent connection (what pooling SQLite connections
+would add; the shipped store opens one per operation).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ PASSED = [
 
 
 def pooled_live_store(url: str):  # type: ignore[no-untyped-def]
-    """A `LiveStore` whose engine keeps one connection open (the proposed fix for SQLite).
+    """A `LiveStore` whose engine keeps one connection open.
 
     The shipped store uses `NullPool` on SQLite: every operation opens a connection, whose first
-    statement parses the whole schema (O(views)), and closing the last connection checkpoints
-    the WAL. Used here to build versions cheaply and to time the fix beside the shipped code.
+    statement parses the whole schema, and closing the last connection checkpoints the WAL.
+    Used here to build versions cheaply and to time a kept-open connection beside the shipped code.
     """
     import sqlalchemy as sa
 

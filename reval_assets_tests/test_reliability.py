@@ -68,8 +68,8 @@ KILL_POINTS_FILES = [
 KILL_POINTS_DB = [
     "manifest_written",     # manifest complete, nothing loaded
     "load_table#3",         # third table created and filled, its transaction not committed
-    "loaded",               # every table loaded and committed, no version views yet
-    "stage",                # version views and catalog row created, not committed
+    "loaded",               # every table loaded and committed, the version not recorded yet
+    "stage",                # catalog rows (and PostgreSQL's version views) created, not committed
     "checks",               # staged, checks computed, results not recorded
     "repoint_view#2",       # publish transaction: two of the four live views re-pointed
     "publish",              # publish transaction: views, pointer and audit written, not committed
@@ -264,8 +264,8 @@ def test_kill_9_at_named_points_and_random_instants_leaves_live_whole_then_sync_
             assert operations.verify(rt, version)["problems"] == []
         assert rt.live.loaded_tables() == reachable
         inspector = sa.inspect(rt.live.engine)
-        views = [v for v in inspector.get_view_names() if v.startswith("rv")]
-        assert {v[1:24] for v in views} == set(versions_after)
+        views = {v[1:24] for v in inspector.get_view_names() if v.startswith("rv")}
+        assert views == (set(versions_after) if box.backend == "postgresql" else set())  # see store/live.py
     assert list(box.snapshots.rglob(".tmp-*")) == []
     assert sorted(p.stem for p in (box.snapshots / "versions").glob("v*.json")) == sorted(versions_after)
     assert store_problems(box.snapshots) == []
