@@ -1,3 +1,5 @@
+from datetime import datetime
+
 import pyarrow as pa
 import pytest
 
@@ -48,6 +50,8 @@ def test_conform_types_good_records_and_keeps_them_all():
     assert result.quarantine.num_rows == 0
     assert result.table.num_rows == 2
     assert str(result.table["submission_date"][0]) == "2017-07-04"
+    assert result.table["gmc_last_updated"].to_pylist() == [datetime(2023, 11, 20, 10, 15, 30, 250000),
+                                                            datetime(2023, 11, 20, 10, 15, 30)]
     assert result.table.schema == GMC_DOCTORS.schema
 
 
@@ -60,6 +64,12 @@ def test_conform_types_good_records_and_keeps_them_all():
         ("submissionDate", "2023-01-05", "malformed date"),
         ("underNotice", "Maybe", "unknown value"),
         ("gmcLastUpdatedDateTime", "2023-13-01T00:00:00", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-02-29T10:00:00", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T24:00:00", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T23:60:00", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T23:59:60", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T00:00:00.1234567", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T00:00:00Z", "malformed date-time"),
     ],
 )
 def test_conform_quarantines_a_bad_value_with_its_record_field_and_problem(field, value, problem):

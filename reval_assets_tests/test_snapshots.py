@@ -93,3 +93,27 @@ def test_only_generated_version_ids_are_accepted(tmp_path):
         store.manifest("../../etc/passwd")
     with pytest.raises(UnknownVersionError):
         store.manifest("v20260101_000000_000000")
+
+
+def test_unverified_reads_of_tables_just_written_come_from_memory_verified_reads_from_disk(tmp_path):
+    store = SnapshotStore(tmp_path)
+    table = pa.table({"gmc_reference_number": [f"{n:07d}" for n in range(100)]})
+    ref, _ = store.put_table("doctors", 0, table, keep=True)
+    (tmp_path / ref.path).write_bytes(b"flipped")
+    assert store.read_table(ref, verify=False).equals(table)  # what this process wrote and hashed
+    with pytest.raises(CorruptFileError):
+        store.read_table(ref)
+
+
+def test_tables_kept_in_memory_are_bounded_and_the_oldest_go_first(tmp_path, monkeypatch):
+    from reval_assets.store import snapshots
+
+    monkeypatch.setattr(snapshots, "_RECENT", snapshots._RecentTables(limit_bytes=1500))
+    store = SnapshotStore(tmp_path)
+    refs = [store.put_table("doctors", b, pa.table({"n": list(range(b * 100, b * 100 + 100))}), keep=True)[0]
+            for b in range(3)]  # 800 bytes each: only the newest fits
+    for ref in refs:
+        (tmp_path / ref.path).unlink()
+    with pytest.raises(FileNotFoundError):
+        store.read_table(refs[0], verify=False)
+    assert store.read_table(refs[2], verify=False)["n"][0].as_py() == 200

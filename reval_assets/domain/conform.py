@@ -53,14 +53,23 @@ def _strict_strptime(raw: pa.Array, fmt: str) -> pa.Array:
 
 
 def _parse_datetime(raw: pa.Array) -> pa.Array:
-    seconds = pc.replace_substring_regex(raw, _ISO_DATETIME, r"\1T\2")
-    shape_ok = pc.match_substring_regex(raw, _ISO_DATETIME)
-    seconds = pc.if_else(shape_ok, seconds, pa.scalar(None, pa.string()))
-    parsed = pc.cast(_strict_strptime(seconds, "%Y-%m-%dT%H:%M:%S"), pa.timestamp("us"))
-    fraction = pc.extract_regex(raw, r"\.(?P<f>\d{1,6})$")
-    digits = pc.utf8_rpad(pc.struct_field(fraction, "f"), 6, "0")
-    micros = pc.fill_null(pc.cast(pc.if_else(pc.is_valid(fraction), digits, "0"), pa.int64()), 0)
-    return pc.cast(pc.add(pc.cast(parsed, pa.int64()), micros), pa.timestamp("us"))
+    """`yyyy-mm-ddThh:mm:ss[.ffffff]` (or a space for the T), strictly: no field may roll over.
+
+    Times are nearly all distinct, so they are not strptime'd: the date part (few distinct values)
+    goes through `_strict_strptime`, and the clock is bounded field by field by a regex and added.
+    """
+    shaped = pc.if_else(pc.match_substring_regex(raw, _ISO_DATETIME), raw, pa.scalar(None, pa.string()))
+    clock = pc.utf8_slice_codeunits(shaped, 11, 19)
+    valid_clock = pc.match_substring_regex(clock, r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+    day = pc.if_else(valid_clock, _strict_strptime(pc.utf8_slice_codeunits(shaped, 0, 10), "%Y-%m-%d"),
+                     pa.scalar(None, pa.timestamp("s")))
+    hours, minutes, seconds = (pc.cast(pc.utf8_slice_codeunits(clock, a, a + 2), pa.int64()) for a in (0, 3, 6))
+    fraction = pc.utf8_rpad(pc.utf8_slice_codeunits(shaped, 20, 26), 6, "0")
+    micros = pc.cast(fraction, pa.int64())
+    in_day = pc.add(pc.multiply(pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds),
+                                1_000_000), micros)
+    at = pc.add(pc.multiply(pc.cast(day, pa.int64()), 1_000_000), in_day)
+    return pc.cast(at, pa.timestamp("us"))
 
 
 def _parse(column: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray, str]:

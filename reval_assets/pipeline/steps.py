@@ -19,7 +19,7 @@ from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
 from reval_assets.pipeline.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
-from reval_assets.sources.base import Source, SourceError, exported_at
+from reval_assets.sources.base import Source, SourceError, WireInput, exported_at
 from reval_assets.store.faults import fault_point
 from reval_assets.store.live import LoadReport
 from reval_assets.store.snapshots import FileRef, Manifest, SnapshotStore
@@ -74,31 +74,16 @@ def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
         # else land again: put_table rewrites the missing or damaged files with the right bytes
     wire = source.extract()
     fault_point("extracted")
+    doctors = evidence.doctor_numbers({name: wire[name].table for name in RAW_SPECS if name in wire})
     inputs: dict[str, list[FileRef]] = {}
     counts: dict[str, dict[str, int]] = {}
     details: dict[str, dict] = {}
-    kept: dict[str, pa.Table] = {}
     quarantines: list[pa.Table] = []
-    for name, spec in RAW_SPECS.items():
+    for name, spec in RAW_SPECS.items():  # one input at a time: a national export is GiBs once typed
         if name not in wire:
             raise SourceError(f"the source gave no {name} input", file=spec.file)
-        conformed = conform(spec, wire[name].table, wire[name].origin)
-        parts = split_by_batch(conformed.table, batches)
-        kind = f"{RAW_GROUP}/{name}"
-        written = map_in_threads(lambda b: store.put_table(kind, b, parts[b]), range(batches))  # noqa: B023
-        inputs[name] = [ref for ref, _ in written]
-        counts[name] = {
-            "records": wire[name].table.num_rows,
-            "kept": conformed.table.num_rows,
-            "quarantined": conformed.quarantined_records,
-        }
-        details[name] = {"origin": wire[name].origin, "problems": list(wire[name].problems),
-                         "reasons": evidence.quarantine_reasons(conformed.quarantine)}
-        kept[name] = conformed.table
-        quarantines.append(conformed.quarantine)
-    doctors = evidence.doctor_numbers({name: wire[name].table for name in RAW_SPECS})
-    for name in evidence.DEPENDENT_INPUTS:
-        details[name]["unmatched"] = evidence.unmatched(name, kept[name], doctors)
+        inputs[name], counts[name], details[name], quarantine = _land_input(store, name, wire[name], batches, doctors)
+        quarantines.append(quarantine)
     quarantine = pa.concat_tables(quarantines) if quarantines else QUARANTINE_SCHEMA.empty_table()
     quarantine_ref, _ = store.put_table("quarantine", 0, quarantine)
     body = {"key": key, "source": source.description, "batches": batches, "counts": counts,
@@ -107,6 +92,21 @@ def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
             "details": details, "exported_at": when}
     store.put_landing(key, body)
     return Landing.from_body(body)
+
+
+def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int,
+                doctors: pa.Array) -> tuple[list[FileRef], dict[str, int], dict, pa.Table]:
+    """Conform one input, write it as one file per batch; its counts, details and quarantine."""
+    conformed = conform(RAW_SPECS[name], wire.table, wire.origin)
+    parts = split_by_batch(conformed.table, batches)
+    written = map_in_threads(lambda b: store.put_table(f"{RAW_GROUP}/{name}", b, parts[b]), range(batches))
+    counts = {"records": wire.table.num_rows, "kept": conformed.table.num_rows,
+              "quarantined": conformed.quarantined_records}
+    details = {"origin": wire.origin, "problems": list(wire.problems),
+               "reasons": evidence.quarantine_reasons(conformed.quarantine)}
+    if name in evidence.DEPENDENT_INPUTS:
+        details["unmatched"] = evidence.unmatched(name, conformed.table, doctors)
+    return [ref for ref, _ in written], counts, details, conformed.quarantine
 
 
 def land_batch(store: SnapshotStore, landing: Landing, batch: int) -> dict[str, FileRef]:
@@ -136,7 +136,7 @@ def build_batch(store: SnapshotStore, batch: int) -> BatchBuild:
     refs: dict[str, FileRef] = {}
     reused: dict[str, bool] = {}
     for entity in ENTITIES:
-        refs[entity], reused[entity] = store.put_table(entity, batch, tables[entity])
+        refs[entity], reused[entity] = store.put_table(entity, batch, tables[entity], keep=True)
     store.set_head(ENTITY_GROUP, batch, refs, landing=body.get("landing"), source=body.get("source"),
                    exported_at=body.get("exported_at"))
     return BatchBuild(batch=batch, refs=refs, reused=reused)

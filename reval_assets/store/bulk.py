@@ -97,8 +97,9 @@ def as_sqlite_text(data: pa.Table) -> pa.Table:
     for i, f in enumerate(data.schema):
         if pa.types.is_date32(f.type):
             data = data.set_column(i, f.name, pc.cast(data.column(i), pa.string()))
-        elif pa.types.is_timestamp(f.type):
-            data = data.set_column(i, f.name, pc.strftime(data.column(i), "%Y-%m-%dT%H:%M:%S"))
+        elif pa.types.is_timestamp(f.type):  # cast gives `2023-01-02 03:04:05.000000`
+            text = pc.replace_substring(pc.cast(data.column(i), pa.string()), " ", "T", max_replacements=1)
+            data = data.set_column(i, f.name, text)
     return data
 
 

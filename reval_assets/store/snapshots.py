@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,24 +110,60 @@ def _sha256_of(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+class _RecentTables:
+    """Tables this process wrote with `keep=True`, by sha256 (content, so any store may use them),
+    for unverified reads in the same process: a sync stages and checks what its build just wrote.
+    Bounded; the oldest go first."""
+
+    def __init__(self, limit_bytes: int):
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+        self._limit = limit_bytes
+        self._lock = threading.Lock()
+
+    def put(self, sha: str, table: pa.Table) -> None:
+        with self._lock:
+            self._tables[sha] = table
+            self._tables.move_to_end(sha)
+            total = sum(t.nbytes for t in self._tables.values())
+            while total > self._limit:
+                total -= self._tables.popitem(last=False)[1].nbytes
+
+    def get(self, sha: str) -> pa.Table | None:
+        with self._lock:
+            return self._tables.get(sha)
+
+
+_RECENT = _RecentTables(limit_bytes=256 * 2**20)
+
+
 class SnapshotStore:
     def __init__(self, root: Path | str):
         self.root = private_dir(Path(root))
 
     # -- files -------------------------------------------------------------------------
-    def put_table(self, kind: str, batch: int, table: pa.Table) -> tuple[FileRef, bool]:
-        """Store `table` as an immutable file; returns its ref and whether it already existed."""
+    def put_table(self, kind: str, batch: int, table: pa.Table, *, keep: bool = False) -> tuple[FileRef, bool]:
+        """Store `table` as an immutable file; returns its ref and whether it already existed.
+
+        `keep`: also hold the table in memory for `read_table(ref, verify=False)` in this process.
+        """
         data = _parquet_bytes(table)
         sha = hashlib.sha256(data).hexdigest()
         relative = f"files/{kind}/batch={batch}/{sha}.parquet"
         path = self.root / relative
         ref = FileRef(path=relative, sha256=sha, rows=table.num_rows, bytes=data.size)
-        if path.exists() and path.stat().st_size == data.size and _sha256_of(path) == sha:
-            return ref, True  # written before, complete and intact (by checksum): reused
-        atomic_write(path, memoryview(data))  # new, or replacing a damaged copy with the right bytes
-        return ref, False
+        existed = path.exists() and path.stat().st_size == data.size and _sha256_of(path) == sha
+        if not existed:  # new, or replacing a damaged copy with the right bytes
+            atomic_write(path, memoryview(data))
+        if keep:
+            _RECENT.put(sha, table)
+        return ref, existed  # existed: written before, complete and intact (by checksum), reused
 
     def read_table(self, ref: FileRef, *, verify: bool = True) -> pa.Table:
+        """The file's table; `verify` checks the bytes on disk against the sha256 first. Unverified
+        reads of a table this process wrote with `keep=True` are served from memory."""
+        kept = None if verify else _RECENT.get(ref.sha256)
+        if kept is not None:
+            return kept
         data = self.read_bytes(ref) if verify else (self.root / ref.path).read_bytes()
         return pq.read_table(pa.BufferReader(data))
 
