@@ -1,8 +1,11 @@
 """diff, verify and gc over real versions (SQLite and PostgreSQL)."""
 
+import json
+
 import sqlalchemy as sa
 
 from reval_assets.pipeline import operations
+from reval_assets.quality.checks import drift_changes
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
@@ -17,6 +20,16 @@ def test_diff_counts_rows_added_removed_and_changed_by_key(runtime):
     assert changes["doctors"]["removed"] - changes["doctors"]["added"] == old - new > 0
     assert operations.diff(runtime, a, a) == {e: {"added": 0, "removed": 0, "changed": 0}
                                                for e in ("doctors", "connections", "recommendations")}
+
+
+def test_the_drift_check_counts_the_same_changes_as_reval_diff(runtime):
+    """release_candidate shows the drift check's figures as its diff against live, instead of comparing twice."""
+    a = publish(runtime)
+    b = stage(runtime, SyntheticSource(doctors=1600, seed=7), thresholds=NEW_POPULATION)
+    drift = next(c for c in json.loads(runtime.live.version(b)["checks"]) if c["name"] == "drift")
+    changes = operations.diff(runtime, a, b)
+    assert drift_changes(drift["metadata"]) == changes
+    assert all(sum(c[kind] for c in changes.values()) > 0 for kind in ("added", "removed", "changed"))
 
 
 def test_verify_passes_then_names_a_flipped_byte(runtime):

@@ -9,9 +9,9 @@ from pydantic import Field
 from reval_assets.assets.common import SYNC_POOL, actor_of, describe
 from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline.guard import GuardRefused
-from reval_assets.pipeline.operations import check_candidate, diff_manifests, publish
+from reval_assets.pipeline.operations import check_candidate, publish
 from reval_assets.pipeline.steps import MissingBatchError, stage_candidate
-from reval_assets.quality.checks import CHECKS, CheckResult, Thresholds, parse_time
+from reval_assets.quality.checks import CHECKS, CheckResult, Thresholds, drift_changes, parse_time
 from reval_assets.resources import RevalResource
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError
@@ -111,8 +111,9 @@ def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig
         **_ages(manifest.exported_at, "export"),
         **_live_age(runtime),
     }
-    if manifest.parent:
-        changes = diff_manifests(runtime, runtime.snapshots.manifest(manifest.parent), manifest)
+    drift = next(r for r in results if r.name == "drift")
+    if manifest.parent and "doctors_added" in drift.metadata:
+        changes = drift_changes(drift.metadata)
         metadata["diff_vs_live"] = dg.MetadataValue.md(_diff_markdown(manifest.parent, changes))
         # the same figures as numbers, which Dagster plots across materialisations
         metadata.update({f"{kind}_{e}": n for e, c in changes.items() for kind, n in c.items()})

@@ -588,6 +588,12 @@ def check_drift(data: CandidateData, thresholds: Thresholds) -> CheckResult:
         f"no entity or designated body lost {limit} against live {data.live_version or ''}{worst_text}"))
 
 
+def drift_changes(metadata: dict) -> dict[str, dict[str, int]]:
+    """Rows added, removed and changed per entity, as the drift check counted them against live
+    (the same figures as `reval diff`, which the Dagster asset shows without comparing again)."""
+    return {e: {kind: int(metadata[f"{e}_{kind}"]) for kind in ("added", "removed", "changed")} for e in ENTITY_SPECS}
+
+
 # --- referential integrity -------------------------------------------------------------------
 
 
