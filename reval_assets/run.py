@@ -106,10 +106,8 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end),
                     **own}
             outcome.run_ids.append(str(uuid.uuid4()))
-            with sqlite_files_kept_open(instance, outcome.run_ids[-1]):
-                result = job.execute_in_process(run_config=QUIET, instance=instance, tags=tags,
-                                                run_id=outcome.run_ids[-1], asset_selection=BATCH_ASSETS,
-                                                raise_on_error=False)
+            result = _execute(job, instance, outcome.run_ids[-1], run_config=QUIET, tags=tags,
+                              asset_selection=BATCH_ASSETS)
             if not result.success:
                 outcome.interrupted = _interrupted(result)
                 outcome.error = _failure_message(result)
@@ -135,10 +133,8 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             **({"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}),
         }}
         outcome.run_ids.append(str(uuid.uuid4()))
-        with sqlite_files_kept_open(instance, outcome.run_ids[-1]):
-            result = job.execute_in_process(run_config=run_config, instance=instance, tags=own,
-                                            run_id=outcome.run_ids[-1], asset_selection=release_keys,
-                                            raise_on_error=False)
+        result = _execute(job, instance, outcome.run_ids[-1], run_config=run_config, tags=own,
+                          asset_selection=release_keys)
         outcome.version = runtime.live.candidate_for_run(result.run_id)
         _read_outcome(runtime, outcome)
         if not result.success and not outcome.blocked_by:
@@ -154,6 +150,12 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
         instance.dispose()
         if outcome.interrupted:
             _record_abort(runtime, outcome, actor=actor, reason=reason)
+
+
+def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, run_id: str, **kwargs: object
+             ) -> dg.ExecuteInProcessResult:
+    with sqlite_files_kept_open(instance, run_id):
+        return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
 
 
 def _say_what_is_live(outcome: SyncResult) -> None:

@@ -15,7 +15,15 @@ from reval_assets.pipeline import operations
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.bulk import adbc_connection, load_table
-from reval_assets.store.live import LIVE_VIEWS, ConcurrentPublishError, LiveStore, PublishError, file_table, file_tables
+from reval_assets.store.live import (
+    LIVE_VIEWS,
+    ConcurrentPublishError,
+    LiveStore,
+    PublishError,
+    file_table,
+    file_tables,
+    version_files,
+)
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
 
@@ -153,6 +161,26 @@ def test_staging_a_version_whose_tables_are_not_loaded_is_refused(runtime):
     with pytest.raises(PublishError, match="1 of its files are not loaded"):
         runtime.live.stage(renamed, "0" * 64)
     assert runtime.live.version(renamed.version) is None
+
+
+def test_a_version_staged_before_version_files_is_refused_on_sqlite_and_served_by_its_views_on_postgresql(runtime):
+    """Versions staged by older code have no reval_version_files rows: SQLite has nothing to build live from
+    (refused, nothing changes); PostgreSQL still has the version's own views, so the rollback works."""
+    first = publish(runtime)
+    expected = {v: rows_of(runtime, v) for v in LIVE_VIEWS}
+    second = publish(runtime, SyntheticSource(doctors=1700, seed=8), thresholds=NEW_POPULATION)
+    before = {v: rows_of(runtime, v) for v in LIVE_VIEWS}
+    with runtime.live.engine.begin() as conn:
+        conn.execute(version_files.delete().where(version_files.c.version == first))
+    if runtime.live.dialect == "postgresql":
+        runtime.live.rollback(first, actor="tester", reason="back", env="dev")
+        assert runtime.live.live_version() == first
+        assert {v: rows_of(runtime, v) for v in LIVE_VIEWS} == expected
+        return
+    with pytest.raises(PublishError, match="no tables recorded .* publish a fresh sync instead"):
+        runtime.live.rollback(first, actor="tester", reason="back", env="dev")
+    assert runtime.live.live_version() == second
+    assert {v: rows_of(runtime, v) for v in LIVE_VIEWS} == before
 
 
 def test_gc_drops_stray_version_views_but_not_those_live_still_reads(runtime):

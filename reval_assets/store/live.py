@@ -223,15 +223,15 @@ class LiveStore:
         with self.engine.begin() as conn:
             live = self._live_version(conn)
             loaded = set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
-            members = [{"version": manifest.version, "entity": entity, "position": i, "table_name": file_table(ref)}
-                       for entity, refs in manifest.files.items() for i, ref in enumerate(refs)]
-            missing = sorted({m["table_name"] for m in members} - loaded)
+            tables = {entity: [file_table(ref) for ref in refs] for entity, refs in manifest.files.items()}
+            missing = sorted({t for names in tables.values() for t in names} - loaded)
             if missing:
                 raise PublishError(f"cannot stage {manifest.version}: {len(missing)} of its files are not loaded "
                                    f"({', '.join(missing[:3])}); run the sync again to load them")
-            conn.execute(version_files.insert(), members)
+            conn.execute(version_files.insert(), [
+                {"version": manifest.version, "entity": entity, "position": i, "table_name": name}
+                for entity, names in tables.items() for i, name in enumerate(names)])
             if self.dialect == "postgresql":
-                tables = self._version_tables(conn, manifest.version)
                 for view in LIVE_VIEWS:
                     conn.exec_driver_sql(f"CREATE VIEW {version_view(manifest.version, view)} AS "
                                          f"{union_sql(view, tables[_entity_of(view)])}")
@@ -474,7 +474,8 @@ class LiveStore:
             tables.setdefault(entity, []).append(table)
         if set(tables) != set(ENTITIES):
             raise PublishError(f"version {version} has no tables recorded for "
-                               f"{', '.join(sorted(set(ENTITIES) - set(tables)))}; it cannot be made live")
+                               f"{', '.join(sorted(set(ENTITIES) - set(tables)))}, so it cannot be made live (it was "
+                               "staged before reval_version_files existed); publish a fresh sync instead")
         return tables
 
     def _version_row(self, conn: Connection, version: str) -> sa.Row:
