@@ -37,7 +37,7 @@ def entity_tables(doctors: int, workdir: str, seed: int = 0) -> dict[str, pa.Tab
         land_batch(store, landing, b)
         build = build_batch(store, b)
         for e in ENTITIES:
-            parts[e].append(build.tables[e])
+            parts[e].append(store.read_table(build.refs[e]))
     shutil.rmtree(root, ignore_errors=True)
     return {e: pa.concat_tables(parts[e]).combine_chunks() for e in ENTITIES}
 
