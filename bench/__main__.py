@@ -34,6 +34,7 @@ from bench.sync import api_sync, cli_sync
 
 HEE, NATIONAL = 100_000, 1_000_000
 SECTIONS = ("sync", "stages", "latency", "peers", "profile")
+PEERS = ("legacy", "dlt", "delta", "iceberg")
 RESYNC_BATCH = 3
 
 PROFILES: dict[str, dict] = {
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--resync-repeats", type=int, default=None, help="repeats of the resync pair (default: all)")
     parser.add_argument("--stages-repeats", type=int, default=None, help="repeats of the stage timing (default: all)")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"the peers to run, of {', '.join(PEERS)} (with --merge, the others keep their figures)")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp folder, removed)")
     parser.add_argument("--out", default=str(ROOT / "bench"), help="folder for results.json and RESULTS.md")
     parser.add_argument(
@@ -122,6 +125,7 @@ def main() -> None:
     if args.stages_repeats:
         config["stages_repeats"] = args.stages_repeats
     config["out_dir"] = str(Path(args.out).absolute())
+    config["peers"] = [p for p in args.peers.split(",") if p in PEERS]
     sections = [s for s in args.sections.split(",") if s]
     backends = [b for b in args.backends.split(",") if b]
     notes: list[str] = []
@@ -297,8 +301,8 @@ def run_versions_section(config: dict, backends: list[str], workdir: Path, notes
 
 
 def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
-    out: dict = {"legacy": {}, "dlt": {}, "delta": None, "iceberg": None}
-    for backend in backends:
+    out: dict = {name: ({} if name in ("legacy", "dlt") else None) for name in config["peers"]}
+    for backend in backends if "legacy" in out else []:
         for doctors in config["legacy_scales"]:
             with new_store(backend, workdir, "legacy") as store:
                 log(f"peer one-doctor-at-a-time {backend} {doctors:,} doctors (sample {config['legacy_sample']})")
@@ -311,7 +315,7 @@ def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: l
                         "workdir": str(store.home),
                     },
                 )
-    if has("dlt"):
+    if "dlt" in out and has("dlt"):
         for backend in backends:
             for doctors, strategies in config["dlt_scales"].items():
                 if backend == "sqlite":
@@ -331,7 +335,7 @@ def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: l
                         )
                     except RuntimeError as error:
                         notes.append(f"dlt on {backend} at {doctors:,} failed: {str(error)[-400:]}")
-    else:
+    elif "dlt" in out:
         notes.append("dlt skipped: the package is not installed (pip install -e '.[bench]')")
     lake = {
         "doctors": config["versions_doctors"],
@@ -339,6 +343,8 @@ def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: l
         "samples": config["lake_samples"],
     }
     for name, module in (("delta", "deltalake"), ("iceberg", "pyiceberg")):
+        if name not in out:
+            continue
         if not has(module):
             notes.append(f"{name} skipped: {module} is not installed (pip install -e '.[bench]')")
             continue
