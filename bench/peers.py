@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -196,6 +197,46 @@ def peer_dlt(*, url: str, doctors: int, strategies: list[str], runs: int, workdi
 # -- Delta Lake and Iceberg: a version per overwrite, restore/rollback to the previous ---------
 
 
+def time_rollbacks(
+    write_version: Callable[[], None],
+    prepare_rollback: Callable[[], Callable[[int], None]],
+    *,
+    doctors: int,
+    milestones: list[int],
+    samples: int,
+    budget_seconds: float,
+) -> dict:
+    """Write versions up to each milestone (within the budget), then time `samples` rollbacks there.
+
+    `prepare_rollback()` runs untimed at each milestone and returns `rollback(i)`: sample `i` goes back
+    one version when even and forward again when odd.
+    """
+    written, write_seconds = 0, []
+    out: dict = {"doctors": doctors, "milestones": {}}
+    deadline = time.perf_counter() + budget_seconds
+    for milestone in milestones:
+        while written < milestone and time.perf_counter() < deadline:
+            started = time.perf_counter()
+            write_version()
+            write_seconds.append(time.perf_counter() - started)
+            written += 1
+        if written < milestone:
+            out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
+            milestone = written
+        rollback = prepare_rollback()
+        times = []
+        for i in range(samples):
+            started = time.perf_counter()
+            rollback(i)
+            times.append(time.perf_counter() - started)
+        out["milestones"][str(milestone)] = {
+            "versions": milestone,
+            "rollback_ms": summary([t * 1000 for t in times], percentiles=True),
+        }
+    out["write_version_seconds"] = summary(write_seconds)
+    return out
+
+
 def peer_delta(
     *, doctors: int, milestones: list[int], samples: int, workdir: str, budget_seconds: float = 1800
 ) -> dict:
@@ -203,32 +244,23 @@ def peer_delta(
 
     tables = entity_tables(doctors, workdir)
     root = Path(workdir) / "delta"
-    written, write_seconds = 0, []
-    out: dict = {"doctors": doctors, "milestones": {}}
-    deadline = time.perf_counter() + budget_seconds
-    for milestone in milestones:
-        while written < milestone and time.perf_counter() < deadline:
-            started = time.perf_counter()
-            for e in ENTITIES:
-                write_deltalake(str(root / e), tables[e], mode="overwrite")
-            write_seconds.append(time.perf_counter() - started)
-            written += 1
-        if written < milestone:
-            out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
-            milestone = written
+
+    def write_version() -> None:
+        for e in ENTITIES:
+            write_deltalake(str(root / e), tables[e], mode="overwrite")
+
+    def prepare_rollback() -> Callable[[int], None]:
         handles = {e: DeltaTable(str(root / e)) for e in ENTITIES}
         latest = {e: handles[e].version() for e in ENTITIES}
-        times = []
-        for i in range(samples):
-            started = time.perf_counter()
+
+        def rollback(i: int) -> None:
             for e in ENTITIES:  # three restores: Delta has no transaction across tables
                 handles[e].restore(latest[e] - 1 if i % 2 == 0 else latest[e])
-            times.append(time.perf_counter() - started)
-        out["milestones"][str(milestone)] = {
-            "versions": milestone,
-            "rollback_ms": summary([t * 1000 for t in times], percentiles=True),
-        }
-    out["write_version_seconds"] = summary(write_seconds)
+
+        return rollback
+
+    out = time_rollbacks(write_version, prepare_rollback, doctors=doctors, milestones=milestones, samples=samples,
+                         budget_seconds=budget_seconds)
     shutil.rmtree(root, ignore_errors=True)
     return out
 
@@ -245,34 +277,21 @@ def peer_iceberg(
     catalog.create_namespace("reval")
     handles = {e: catalog.create_table(f"reval.{e}", schema=tables[e].schema) for e in ENTITIES}
     snapshots: dict[str, list[int]] = {e: [] for e in ENTITIES}
-    written, write_seconds = 0, []
-    out: dict = {"doctors": doctors, "milestones": {}}
-    deadline = time.perf_counter() + budget_seconds
-    for milestone in milestones:
-        while written < milestone and time.perf_counter() < deadline:
-            started = time.perf_counter()
-            for e in ENTITIES:
-                handles[e].overwrite(tables[e])
-                snapshots[e].append(handles[e].current_snapshot().snapshot_id)
-            write_seconds.append(time.perf_counter() - started)
-            written += 1
-        if written < milestone:
-            out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
-            milestone = written
-        times = []
-        for i in range(samples):
-            started = time.perf_counter()
-            for e in ENTITIES:  # one commit per table: no transaction across tables
-                manage = handles[e].manage_snapshots()
-                if i % 2 == 0:
-                    manage.rollback_to_snapshot(snapshots[e][-2]).commit()
-                else:  # forward again: the newest is no ancestor of the rolled-back state
-                    manage.set_current_snapshot(snapshots[e][-1]).commit()
-            times.append(time.perf_counter() - started)
-        out["milestones"][str(milestone)] = {
-            "versions": milestone,
-            "rollback_ms": summary([t * 1000 for t in times], percentiles=True),
-        }
-    out["write_version_seconds"] = summary(write_seconds)
+
+    def write_version() -> None:
+        for e in ENTITIES:
+            handles[e].overwrite(tables[e])
+            snapshots[e].append(handles[e].current_snapshot().snapshot_id)
+
+    def rollback(i: int) -> None:
+        for e in ENTITIES:  # one commit per table: no transaction across tables
+            manage = handles[e].manage_snapshots()
+            if i % 2 == 0:
+                manage.rollback_to_snapshot(snapshots[e][-2]).commit()
+            else:  # forward again: the newest is no ancestor of the rolled-back state
+                manage.set_current_snapshot(snapshots[e][-1]).commit()
+
+    out = time_rollbacks(write_version, lambda: rollback, doctors=doctors, milestones=milestones, samples=samples,
+                         budget_seconds=budget_seconds)
     shutil.rmtree(root, ignore_errors=True)
     return out
