@@ -36,6 +36,10 @@ from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.live import LIVE_VIEWS
 
 CLI = [sys.executable, "-m", "reval_assets.cli"]
+# After `reval` exits, how long a helper it started may still hold its output. Dagster mirrors a step's
+# output with `tail -F` and a watcher that stops it within ~1 s of the parent dying; a kill that lands
+# between starting the two leaves that `tail -F` for ever (a Dagster race), holding our pipes.
+HELPER_GRACE_SECONDS = 5
 DOCTORS = 600
 BATCHES = 4
 
@@ -119,17 +123,26 @@ class Sandbox:
         (self.root / "faults.log").unlink(missing_ok=True)
         wall_started = time.time()
         proc = subprocess.Popen([*prefix, *CLI, *args], env=self.env(source, fault, **extra), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)  # its group: see finish
         proc.wall_started = wall_started  # type: ignore[attr-defined]
         return proc
 
     def finish(self, proc: subprocess.Popen, started: float, timeout: float = 240) -> Ran:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            raise AssertionError(f"`reval` did not finish within {timeout}s:\n{err[-3000:]}") from None
+        deadline, exited_at = time.monotonic() + timeout, None
+        while True:
+            try:
+                out, err = proc.communicate(timeout=1)  # retried: no output is lost
+                break
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                if proc.poll() is None and now > deadline:
+                    _kill_group(proc)
+                    _, err = proc.communicate()
+                    raise AssertionError(f"`reval` did not finish within {timeout}s:\n{err[-3000:]}") from None
+                if proc.poll() is not None:  # gone, but a helper it started still holds its output
+                    exited_at = exited_at or now
+                    if now - exited_at > HELPER_GRACE_SECONDS:
+                        _kill_group(proc)
         log = self.root / "faults.log"
         fired = [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
         return Ran(proc.returncode, out, err, time.monotonic() - started, proc.pid, proc.wall_started, fired)
@@ -319,3 +332,10 @@ def drop_database(url: str) -> None:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {parsed.database} WITH (FORCE)")
     finally:
         admin.dispose()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # every process of the group has exited already
+        pass

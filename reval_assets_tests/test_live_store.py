@@ -13,10 +13,12 @@ from reval_assets.domain.enums import VersionStatus
 from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.guard import GuardRefused
+from reval_assets.pipeline.steps import build_batch, land, land_batch
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.bulk import adbc_connection, load_table
 from reval_assets.store.live import (
     LIVE_VIEWS,
+    LOAD_CONNECTIONS,
     ConcurrentPublishError,
     LiveStore,
     PublishError,
@@ -227,3 +229,33 @@ def test_guard_refuses_prod_publish_without_confirmation_and_audits_it(runtime, 
     assert runtime.live.audit_rows()[-1]["action"] == "refuse"
     operations.publish(runtime, version, actor="t", reason="on purpose", confirm="prod")
     assert runtime.live.live_version() == version
+
+
+def test_a_load_that_fails_keeps_the_tables_it_committed_on_each_connection_and_a_retry_loads_the_rest(runtime):
+    store = runtime.snapshots
+    landing = land(runtime.source(), store, runtime.settings.batches)
+    pairs = []
+    for batch in range(runtime.settings.batches):
+        land_batch(store, landing, batch)
+        pairs += list(build_batch(store, batch).refs.items())
+    broken, readers = pairs[4][1], set()
+
+    def read(ref):
+        readers.add(threading.get_ident())
+        if ref == broken:
+            raise OSError("disk gone (test)")
+        return store.read_table(ref)
+
+    with pytest.raises(OSError, match="disk gone"):
+        runtime.live.load_files(pairs, read)
+    assert len(readers) == LOAD_CONNECTIONS[runtime.live.dialect]  # PostgreSQL loads over two connections
+    loaded = runtime.live.loaded_tables()
+    assert file_table(broken) not in loaded and 0 < len(loaded) < len(pairs)
+    if runtime.live.dialect == "sqlite":  # one connection: everything before the broken file
+        assert loaded == {file_table(ref) for _, ref in pairs[:4]}
+    else:  # the other connection's share was loaded whole
+        assert {file_table(ref) for _, ref in pairs[1::2]} <= loaded
+
+    retry = runtime.live.load_files(pairs, lambda ref: store.read_table(ref))
+    assert (retry.tables_reused, retry.tables_loaded) == (len(loaded), len(pairs) - len(loaded))
+    assert runtime.live.loaded_tables() == {file_table(ref) for _, ref in pairs}

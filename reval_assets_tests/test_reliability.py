@@ -376,13 +376,16 @@ def test_resume_after_aborts_reuses_complete_batch_files_and_loaded_tables_and_r
     # Killed while writing batch 2's doctors file: batches 0 and 1 are complete.
     killed = box.reval("sync", "--json", source="b", fault="write/doctors#3:kill")
     assert killed.code == -signal.SIGKILL and killed.fired == ["write/doctors#3"]
-    # The next sync resumes (reusing batches 0-1) and is killed after committing two of its new tables.
+    # The next sync resumes (reusing batches 0-1) and is killed inside the third table's transaction,
+    # after committing the first two (on PostgreSQL, which loads over two connections, the other
+    # connection's table may still be committing: one or two).
     second = box.reval("sync", "--json", source="b", fault="load_table#3:kill")
     assert second.code == -signal.SIGKILL and second.fired == ["load_table#3"]
     resumed = _materializations(box, second)
     assert resumed["doctors"]["batches_reused"] == 2 and resumed["doctors"]["batches_written"] == BATCHES - 2
     with box.runtime() as rt:
-        assert len(rt.live.loaded_tables() - tables_a) == 2  # each table commits on its own
+        committed = len(rt.live.loaded_tables() - tables_a)  # each table commits on its own
+    assert committed == 2 if box.backend == "sqlite" else committed in (1, 2), committed
     box.check_whole(expected_live=box.base)
 
     final = box.sync("b")
@@ -393,7 +396,7 @@ def test_resume_after_aborts_reuses_complete_batch_files_and_loaded_tables_and_r
         files_b = {ref.sha256 for ref in rt.snapshots.manifest(final.data["version"]).all_files()}
     new_tables = len(files_b - files_a)
     candidate = metadata["release_candidate"]
-    assert candidate["tables_loaded"] == new_tables - 2, candidate
+    assert candidate["tables_loaded"] == new_tables - committed, candidate
     assert candidate["tables_reused"] == 3 * BATCHES - candidate["tables_loaded"], candidate
     assert box.views_hash() == box.hashes[final.data["version"]]
     REPORT[f"resume_{box.backend}"] = {
@@ -635,7 +638,9 @@ def test_dropped_postgresql_connection_during_staging_or_publish_rolls_back_and_
         terminated = terminate_transaction_backends(box.live_url)
         marker.unlink()
         ran = box.finish(proc, started, timeout=60)
-        assert terminated == 1, terminated
+        # Paused inside the second table's transaction; the load's other connection may be inside its own
+        # (between statements) or may have committed it already: one or two. Staging and publish use one.
+        assert terminated in ((1, 2) if point.startswith("load_table") else (1,)), (point, terminated)
         assert ran.code == 1, str(ran)
         assert ran.data["published"] is False, ran.data
         error = ran.data["error"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 _hits: dict[str, int] = {}
+_lock = threading.Lock()
 
 
 def fault_point(*names: str) -> None:
@@ -21,13 +23,15 @@ def fault_point(*names: str) -> None:
     specs = os.environ.get("REVAL_TEST_FAULT")
     if not specs:
         return
-    for name in names:
-        _hits[name] = _hits.get(name, 0) + 1
+    with _lock:  # points are hit from worker threads too (a PostgreSQL load runs on two)
+        for name in names:
+            _hits[name] = _hits.get(name, 0) + 1
+        hits = {name: _hits[name] for name in names}
     for spec in specs.split(","):
         target, _, action = spec.strip().partition(":")
         point, _, nth = target.partition("#")
-        if point in names and _hits[point] == int(nth or 1):
-            _fire(f"{point}#{_hits[point]}", action)
+        if point in names and hits[point] == int(nth or 1):
+            _fire(f"{point}#{hits[point]}", action)
 
 
 def _fire(where: str, action: str) -> None:
