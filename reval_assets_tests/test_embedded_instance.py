@@ -1,0 +1,44 @@
+"""The embedded Dagster instance ($REVAL_HOME/dagster): cheap event writes during a run, and only there."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from reval_assets.dagster_home import dagster_home, embedded_instance_tuned
+
+FULL, NORMAL = 2, 1  # PRAGMA synchronous
+
+
+def test_during_a_run_the_instance_keeps_its_wal_and_commits_without_fsync_and_nothing_else_does(
+    reval_env: Path, tmp_path: Path
+) -> None:
+    instance = dg.DagsterInstance.from_config(str(dagster_home()))
+    other = sa.create_engine(f"sqlite:///{tmp_path / 'live.db'}")
+    run_id = str(uuid.uuid4())
+    storage = instance.event_log_storage
+
+    def synchronous(connect: Callable[[], AbstractContextManager[sa.Connection]]) -> int:
+        with connect() as conn:
+            return conn.exec_driver_sql("PRAGMA synchronous").scalar()
+
+    try:
+        with embedded_instance_tuned(instance, run_id):
+            with storage.run_connection(run_id) as conn:
+                shard = Path(conn.engine.url.database)
+            assert Path(f"{shard}-wal").exists()  # held open: closing Dagster's connections does not delete it
+            assert synchronous(lambda: storage.run_connection(run_id)) == NORMAL
+            assert synchronous(storage.index_connection) == NORMAL
+            assert synchronous(instance.run_storage.connect) == NORMAL
+            assert synchronous(other.connect) == FULL
+        assert synchronous(storage.index_connection) == FULL
+        assert synchronous(lambda: storage.run_connection(run_id)) == FULL
+        assert not Path(f"{shard}-wal").exists()
+    finally:
+        other.dispose()
+        instance.dispose()
