@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
-from reval_assets.assets.common import SYNC_POOL
-from reval_assets.dagster_home import dagster_home, sqlite_files_kept_open
+from reval_assets.assets.common import SYNC_BATCHES_TAG, SYNC_POOL
+from reval_assets.dagster_home import dagster_home, embedded_instance_tuned
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
 from reval_assets.pipeline.runtime import Runtime
 
@@ -104,7 +104,7 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             outcome.stage = f"building batches {start}–{end}" if end > start else f"building batch {start}"
             progress(outcome.stage)
             tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end),
-                    **own}
+                    SYNC_BATCHES_TAG: ",".join(map(str, sorted(batches))), **own}
             outcome.run_ids.append(str(uuid.uuid4()))
             result = _execute(job, instance, outcome.run_ids[-1], run_config=QUIET, tags=tags,
                               asset_selection=BATCH_ASSETS)
@@ -154,7 +154,7 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
 
 def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, run_id: str, **kwargs: object
              ) -> dg.ExecuteInProcessResult:
-    with sqlite_files_kept_open(instance, run_id):
+    with embedded_instance_tuned(instance, run_id):
         return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
 
 

@@ -274,16 +274,19 @@ def test_prod_refuses_sync_and_rollback_without_the_typed_confirmation(reval_env
 # --- diff, partial syncs, rollback -----------------------------------------------------------
 
 
-def batches_touched_by(fault: str, batches: int = 16) -> list[int]:
-    """The batches whose doctors a synthetic fault edits (same seed and size as `reval_env`)."""
-    clean = SyntheticSource(doctors=1500, seed=7).extract()["gmc_doctors"].table.to_pylist()
-    faulty = SyntheticSource(doctors=1500, seed=7, faults=(fault,)).extract()["gmc_doctors"].table.to_pylist()
+def batches_touched_by(fault: str, doctors: int = 1500, batches: int = 16) -> list[int]:
+    """The batches whose doctors a synthetic fault edits (same seed as `reval_env`)."""
+    clean = SyntheticSource(doctors=doctors, seed=7).extract()["gmc_doctors"].table.to_pylist()
+    faulty = SyntheticSource(doctors=doctors, seed=7, faults=(fault,)).extract()["gmc_doctors"].table.to_pylist()
     assert len(clean) == len(faulty)
     touched = [a["gmcReferenceNumber"] for a, b in zip(clean, faulty, strict=True) if a != b]
     return sorted({int(b) for b in batch_of(pa.array(touched, pa.string()), batches)})
 
 
-def test_diff_partial_batches_and_rollback(reval_env):
+def test_diff_partial_batches_and_rollback(reval_env, monkeypatch):
+    # 4,000 doctors: a partial re-sync's quarantine budget is of its batches' records, and with 1,500
+    # (~90 a batch) a single malformed date is over the 1 % limit
+    monkeypatch.setenv("REVAL_DOCTORS", "4000")
     first = sync()
     again = sync("--batches", "0,1")  # the same data synced twice
     assert again["published"] is True and again["version"] != first["version"]
@@ -294,7 +297,7 @@ def test_diff_partial_batches_and_rollback(reval_env):
 
     # Re-sync two batches whose doctors now have malformed GMC dates: a new version that shares
     # the other 14 batches' files with the version before it, and whose diff counts changed rows.
-    touched = batches_touched_by("malformed_dates")
+    touched = batches_touched_by("malformed_dates", doctors=4000)
     chosen = touched[:2]
     assert chosen, "the malformed_dates fault touched no doctor"
     partial = sync("--batches", ",".join(map(str, chosen)), "--reason", "two batches",

@@ -20,6 +20,7 @@ from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD
 from reval_assets.definitions import defs
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
 from reval_assets.pipeline.runtime import Runtime
+from reval_assets.pipeline.steps import Landing
 from reval_assets.run import BATCH_ASSETS, QUIET, run_sync
 from reval_assets.settings import Settings
 from reval_assets.store.live import LIVE_VIEWS
@@ -455,6 +456,10 @@ def test_run_sync_of_one_batch_rebuilds_only_that_batch(
         changed = [b for b, (old, new) in enumerate(zip(before[entity], after[entity], strict=True)) if old != new]
         assert changed == [2], entity
     assert second.rows == {e: sum(rows for _, _, rows in after[e]) for e in ENTITIES}
+    # only batch 2 of the new export was conformed and written; the other batches keep the first landing
+    landing_of = {b: runtime.snapshots.head_body("raw", b)["landing"] for b in range(16)}
+    assert Landing.from_body(runtime.snapshots.landing(landing_of[2])).landed == (2,)
+    assert {landing_of[b] for b in range(16) if b != 2} == {landing_of[0]} != {landing_of[2]}
 
     instance = dg.DagsterInstance.from_config(str(reval_env / "dagster"))
     try:
@@ -469,3 +474,25 @@ def test_run_sync_of_one_batch_rebuilds_only_that_batch(
                 assert m.metadata["batches_written"].value == 1 and m.metadata["batches_reused"].value == 0
     finally:
         instance.dispose()
+
+
+def test_run_sync_of_scattered_batches_reads_the_source_once_for_all_its_runs(
+    reval_env: Path, open_runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = open_runtime()
+    assert run_sync(runtime, batches=list(range(16)), reason="first", actor="tester", confirm=None).published
+    monkeypatch.setenv("REVAL_SEED", "8")
+    scattered = run_sync(runtime, batches=[0, 5, 9], reason="three", actor="tester", confirm=None, publish=False)
+    assert scattered.version is not None and scattered.error is None and len(scattered.run_ids) == 4
+    landings = {runtime.snapshots.head_body("raw", b)["landing"] for b in (0, 5, 9)}
+    assert len(landings) == 1  # the first run landed all three batches; the other two reused it
+    assert Landing.from_body(runtime.snapshots.landing(landings.pop())).landed == (0, 5, 9)
+
+
+@pytest.mark.parametrize("tag", ["0,x", "3,99", "-1"])
+def test_a_bad_sync_batches_tag_fails_the_run_and_says_why(instance: dg.DagsterInstance, tag: str) -> None:
+    result = FULL_SYNC.execute_in_process(instance=instance, tags={**range_tags(3, 3), "reval/sync_batches": tag},
+                                          asset_selection=BATCH_ASSETS, run_config=QUIET, raise_on_error=False)
+    assert not result.success
+    [message] = failure_messages(result)
+    assert f"run tag reval/sync_batches={tag!r}: expected batch numbers from 0 to 15, like 0,5,9" in message

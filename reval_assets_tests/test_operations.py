@@ -110,3 +110,22 @@ def test_partial_resync_after_a_blocked_sync_keeps_live_files_for_the_other_batc
     assert partial_files == clean_files
     assert runtime.live.read_view("recommendations").num_rows == runtime.snapshots.manifest(clean).rows()[
         "recommendations"] > 0
+
+
+def test_the_checks_read_each_file_once_and_compare_only_the_batch_that_changed(runtime, monkeypatch):
+    live = publish(runtime)
+    resync = stage(runtime, SyntheticSource(doctors=1500, seed=8), batches=[2], thresholds=NEW_POPULATION)
+    reads: list[str] = []
+    read_table = runtime.snapshots.read_table
+
+    def counted(ref, **kwargs):
+        reads.append(ref.sha256)
+        return read_table(ref, **kwargs)
+
+    monkeypatch.setattr(runtime.snapshots, "read_table", counted)
+    data = operations.candidate_data(runtime, runtime.snapshots.manifest(resync))
+    assert data.live_version == live
+    assert len(reads) == len(set(reads)) == 3 * 16 + 3  # live's 48 files, and batch 2's 3 new ones
+    assert all([pair.same for pair in data.layout[e]] == [b != 2 for b in range(16)] for e in data.tables)
+    drift = next(c for c in json.loads(runtime.live.version(resync)["checks"]) if c["name"] == "drift")
+    assert drift_changes(drift["metadata"]) == operations.diff(runtime, live, resync)

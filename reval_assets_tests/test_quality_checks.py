@@ -36,6 +36,7 @@ from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
 from reval_assets.quality.checks import (
     CHECKS,
+    BatchPair,
     CandidateData,
     Export,
     InputReport,
@@ -381,6 +382,48 @@ def test_drift_lets_a_known_change_through_only_with_a_recorded_reason() -> None
     assert result.passed and result.metadata["overridden"] is True
     assert result.metadata["allow_drift_reason"] == "body A merged into B, ticket TIS21-1234"
     assert "would have failed" in result.description and "TIS21-1234" in result.description
+
+
+def _by_batch(batches: list[list[dict]]) -> list[dict[str, pa.Table]]:
+    return [tables_from(rows) for rows in batches]
+
+
+def _joined(parts: list[dict[str, pa.Table]]) -> dict[str, pa.Table]:
+    return {e: pa.concat_tables([part[e] for part in parts]) for e in ENTITY_SPECS}
+
+
+def test_drift_over_the_batches_whose_files_differ_counts_what_whole_tables_count() -> None:
+    rows = doctor_rows(400)
+    live = _by_batch([rows[i:i + 100] for i in range(0, 400, 100)])
+    changed = [dict(r) for r in rows[100:200]]
+    del changed[:30]  # batch 1 loses 30 doctors (15 of body A)
+    for r in changed[:5]:
+        r["doctor_last_name"] = "Changed"
+    for r in changed[5:8]:
+        r["designated_body_code"] = BODY_A
+    candidate = [live[0], *_by_batch([changed, rows[200:300], rows[300:400] + doctor_rows(402)[400:]])]
+    # a recommendation moves from a doctor in batch 1 to one in batch 3: "changed", not removed and added
+    moved = candidate[1]["recommendations"].slice(0, 1)
+    candidate[1]["recommendations"] = candidate[1]["recommendations"].slice(1)
+    candidate[3]["recommendations"] = pa.concat_tables([
+        candidate[3]["recommendations"], set_column(moved, "gmc_reference_number", ["1000350"])])
+    unchanged = (True, False, True, False)
+    layout = {e: tuple(BatchPair(rows=new[e].num_rows, live_rows=old[e].num_rows, same=same)
+                       for new, old, same in zip(candidate, live, unchanged, strict=True)) for e in ENTITY_SPECS}
+
+    whole = check_drift(data(_joined(candidate), live=_joined(live)), DEFAULT)
+    by_batch = check_drift(data(_joined(candidate), live=_joined(live), layout=layout), DEFAULT)
+    assert by_batch == whole
+    assert whole.metadata["doctors_removed"] == 30 and whole.metadata["doctors_added"] == 2
+    moves = (whole.metadata["recommendations_removed"], whole.metadata["recommendations_added"])
+    assert moves == (30, 2)  # the moved recommendation is neither removed nor added
+    assert f"designated body {BODY_A} would lose" in whole.description
+    untouched = data(_joined(live), live=_joined(live), layout={e: tuple(BatchPair(p.rows, p.live_rows, True)
+                                                                       for p in ps) for e, ps in layout.items()})
+    assert check_drift(untouched, DEFAULT).metadata["doctors_changed"] == 0
+    # a layout that does not add up to the tables is not trusted: the whole tables are compared
+    misfit = {e: tuple(BatchPair(p.rows + 1, p.live_rows, True) for p in ps) for e, ps in layout.items()}
+    assert check_drift(data(_joined(candidate), live=_joined(live), layout=misfit), DEFAULT) == whole
 
 
 # === referential integrity ===================================================================

@@ -3,9 +3,9 @@
 
 import dagster as dg
 
-from reval_assets.assets.common import batch_partitions, batches_of, column_schema, describe
+from reval_assets.assets.common import batch_partitions, batches_of, batches_to_land, column_schema, describe
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
-from reval_assets.pipeline.parallel import map_in_threads
+from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.steps import build_batch, land, land_batch
 from reval_assets.resources import RevalResource
 
@@ -33,10 +33,11 @@ _ENTITY_TEXT = {
     can_subset=False,
 )
 def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
-    """Read the source once (cached by content), quarantine bad records, split into batches."""
+    """Read the source once (cached by content), quarantine bad records, write this run's batches."""
     runtime = reval.runtime()
-    landing = land(runtime.source(), runtime.snapshots, runtime.settings.batches)
     batches = batches_of(context)
+    wanted = batches_to_land(context, runtime.settings.batches)
+    landing = land(runtime.source(), runtime.snapshots, runtime.settings.batches, only=wanted)
     refs = {b: land_batch(runtime.snapshots, landing, b) for b in batches}
     for name in RAW_SPECS:
         counts = landing.counts[name]
@@ -47,7 +48,8 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
                 "dagster/row_count": sum(f.rows for f in files),
                 "dagster/column_schema": column_schema(RAW_SPECS[name].schema),
                 "source": landing.source,
-                "records_in_source": counts["records"],
+                "records_in_source": landing.details.get(name, {}).get("export_records", counts["records"]),
+                "records_landed": counts["records"],
                 "quarantined_records": counts["quarantined"],
                 "quarantine_file": dg.MetadataValue.path(str(runtime.snapshots.root / landing.quarantine.path)),
                 "batches": ", ".join(map(str, batches)),

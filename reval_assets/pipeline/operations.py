@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +14,16 @@ import pyarrow as pa
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.pipeline.guard import GuardRefused, require_confirmation
 from reval_assets.pipeline.runtime import Runtime
-from reval_assets.quality.checks import CandidateData, CheckResult, Export, Thresholds, parse_time, run_checks
+from reval_assets.pipeline.steps import Landing
+from reval_assets.quality.checks import (
+    BatchPair,
+    CandidateData,
+    CheckResult,
+    Export,
+    Thresholds,
+    parse_time,
+    run_checks,
+)
 from reval_assets.store.live import file_table
 from reval_assets.store.snapshots import FileRef, Manifest
 
@@ -26,16 +35,32 @@ def read_entity(runtime: Runtime, refs: list[FileRef], *, verify: bool = False) 
 
 
 def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
-    """The candidate's tables, the live version's (its parent) and what the source sent, for the checks."""
-    tables = {e: read_entity(runtime, refs) for e, refs in manifest.files.items()}
-    live_version = manifest.parent
-    live = live_exported_at = None
-    if live_version:
-        live_manifest = runtime.snapshots.manifest(live_version)
-        live = {e: read_entity(runtime, refs) for e, refs in live_manifest.files.items()}
-        live_exported_at = parse_time(live_manifest.exported_at)
-    return CandidateData(tables=tables, live=live, exports=Export.from_manifest(manifest.landings),
-                         live_version=live_version, live_exported_at=live_exported_at)
+    """The candidate's tables, the live version's (its parent) and what the source sent, for the checks.
+
+    A file both versions share is read once.
+    """
+    read: dict[str, pa.Table] = {}
+
+    def entity(refs: list[FileRef]) -> pa.Table:
+        for ref in refs:
+            if ref.sha256 not in read:
+                read[ref.sha256] = runtime.snapshots.read_table(ref, verify=False)
+        return pa.concat_tables([read[ref.sha256] for ref in refs])
+
+    tables = {e: entity(refs) for e, refs in manifest.files.items()}
+    data = CandidateData(tables=tables, exports=Export.from_manifest(manifest.landings))
+    if not manifest.parent:
+        return data
+    live_manifest = runtime.snapshots.manifest(manifest.parent)
+    return replace(data, live={e: entity(refs) for e, refs in live_manifest.files.items()},
+                   live_version=manifest.parent, live_exported_at=parse_time(live_manifest.exported_at),
+                   layout=_layout(manifest, live_manifest) if live_manifest.batches == manifest.batches else {})
+
+
+def _layout(manifest: Manifest, live: Manifest) -> dict[str, tuple[BatchPair, ...]]:
+    return {e: tuple(BatchPair(rows=new.rows, live_rows=old.rows, same=new.sha256 == old.sha256)
+                     for new, old in zip(refs, live.files[e], strict=True))
+            for e, refs in manifest.files.items()}
 
 
 def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds | None = None) -> list[CheckResult]:
@@ -196,8 +221,7 @@ def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -
     reachable |= {ref.path for ref in snapshots.head_refs()}
     landings = snapshots.landings()
     for path in landings[-1:]:
-        body = json.loads(path.read_bytes())
-        reachable |= {r["path"] for refs in body["inputs"].values() for r in refs} | {body["quarantine"]["path"]}
+        reachable |= {ref.path for ref in Landing.from_body(json.loads(path.read_bytes())).files()}
     files = [p for p in snapshots.file_paths()
              if str(p.relative_to(snapshots.root)) not in reachable and now - p.stat().st_mtime > grace_seconds]
     tables = sorted(runtime.live.loaded_tables() - table_reach)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from reval_assets.domain.batching import split_by_batch
-from reval_assets.domain.conform import conform
+from reval_assets.domain.conform import conform, rows_of_batches
 from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
-from reval_assets.pipeline.parallel import map_in_threads
+from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
 from reval_assets.sources.base import Source, SourceError, WireInput, exported_at
@@ -35,17 +36,30 @@ class MissingBatchError(Exception):
 
 @dataclass(frozen=True)
 class Landing:
-    """A source read once, conformed, and split into one raw file per input x batch."""
+    """A source read once, conformed, and written as one raw file per input x landed batch.
+
+    A landing holds every batch, or (for a partial re-sync) only the batches asked for: those
+    files are byte for byte the ones a full landing writes. Its counts are of the records it
+    landed: those of its batches, plus the records that belong to no batch (quarantined in each).
+    """
 
     key: str
     source: str
     batches: int
-    inputs: dict[str, list[FileRef]]
+    inputs: dict[str, dict[int, FileRef]]  # input -> batch -> file
     quarantine: FileRef
     counts: dict[str, dict[str, int]]  # input -> records, kept, quarantined
     # input -> origin, input-level problems, quarantine reasons, records matching no doctor
     details: dict[str, dict] = field(default_factory=dict)
     exported_at: str | None = None  # when the source was exported, as of this read (not cached)
+
+    @property
+    def landed(self) -> tuple[int, ...]:
+        return tuple(sorted(next(iter(self.inputs.values()), {})))
+
+    def files(self) -> list[FileRef]:
+        """Every file the landing wrote: its quarantine and each input's batch files."""
+        return [self.quarantine, *(ref for refs in self.inputs.values() for ref in refs.values())]
 
     @classmethod
     def from_body(cls, body: dict) -> Landing:
@@ -53,7 +67,7 @@ class Landing:
             key=body["key"],
             source=body["source"],
             batches=body["batches"],
-            inputs={k: [FileRef.from_dict(r) for r in refs] for k, refs in body["inputs"].items()},
+            inputs={name: _batch_refs(refs) for name, refs in body["inputs"].items()},
             quarantine=FileRef.from_dict(body["quarantine"]),
             counts=body["counts"],
             details=body.get("details", {}),
@@ -61,56 +75,85 @@ class Landing:
         )
 
 
-def land(source: Source, store: SnapshotStore, batches: int) -> Landing:
-    """Read and split the source once per content (cached by fingerprint): linear in its size."""
+def _batch_refs(refs: list | dict) -> dict[int, FileRef]:
+    """Batch -> file, from a body's `{"3": ref}` (or a list by batch, as full landings were first kept)."""
+    pairs = enumerate(refs) if isinstance(refs, list) else ((int(b), ref) for b, ref in refs.items())
+    return {b: FileRef.from_dict(ref) for b, ref in pairs}
+
+
+def land(source: Source, store: SnapshotStore, batches: int, only: Iterable[int] | None = None) -> Landing:
+    """Read the source once per content (cached by fingerprint) and land `only` these batches (default all).
+
+    A landing of every batch serves any later request for the same content; a partial one only
+    the same batches. Linear in the source's size, plus the conform of what is landed.
+    """
+    wanted = sorted(set(range(batches)) if only is None else set(only))
+    if not wanted or wanted[0] < 0 or wanted[-1] >= batches:
+        raise ValueError(f"batches to land must be some of 0..{batches - 1}, got {wanted}")
     when = exported_at(source).isoformat()  # per read: the same content exported again is fresh again
-    key = f"{source.fingerprint()[:40]}-b{batches}"
-    cached = store.landing(key)
-    if cached is not None:
-        landing = Landing.from_body(cached)
-        refs = [landing.quarantine, *(ref for refs in landing.inputs.values() for ref in refs)]
-        if all(store.check(ref) is None for ref in refs):  # reused only while every file is intact (by checksum)
-            return replace(landing, exported_at=when)
-        # else land again: put_table rewrites the missing or damaged files with the right bytes
+    full_key = f"{source.fingerprint()[:40]}-b{batches}"
+    key = full_key if len(wanted) == batches else f"{full_key}-only{'.'.join(map(str, wanted))}"
+    for candidate in dict.fromkeys([full_key, key]):
+        cached = _intact_landing(store, candidate)
+        if cached is not None:
+            return replace(cached, exported_at=when)
     wire = source.extract()
     fault_point("extracted")
     doctors = evidence.doctor_numbers({name: wire[name].table for name in RAW_SPECS if name in wire})
-    inputs: dict[str, list[FileRef]] = {}
+    inputs: dict[str, dict[int, FileRef]] = {}
     counts: dict[str, dict[str, int]] = {}
     details: dict[str, dict] = {}
     quarantines: list[pa.Table] = []
     for name, spec in RAW_SPECS.items():  # one input at a time: a national export is GiBs once typed
         if name not in wire:
             raise SourceError(f"the source gave no {name} input", file=spec.file)
-        inputs[name], counts[name], details[name], quarantine = _land_input(store, name, wire[name], batches, doctors)
+        inputs[name], counts[name], details[name], quarantine = _land_input(
+            store, name, wire[name], batches, wanted, doctors)
         quarantines.append(quarantine)
     quarantine = pa.concat_tables(quarantines) if quarantines else QUARANTINE_SCHEMA.empty_table()
     quarantine_ref, _ = store.put_table("quarantine", 0, quarantine)
     body = {"key": key, "source": source.description, "batches": batches, "counts": counts,
-            "inputs": {k: [r.__dict__ for r in refs] for k, refs in inputs.items()},
+            "inputs": {name: {str(b): r.__dict__ for b, r in refs.items()} for name, refs in inputs.items()},
             "quarantine": quarantine_ref.__dict__, "landed_at": datetime.now(UTC).isoformat(),
             "details": details, "exported_at": when}
     store.put_landing(key, body)
     return Landing.from_body(body)
 
 
-def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int,
-                doctors: pa.Array) -> tuple[list[FileRef], dict[str, int], dict, pa.Table]:
-    """Conform one input, write it as one file per batch; its counts, details and quarantine."""
-    conformed = conform(RAW_SPECS[name], wire.table, wire.origin)
+def _intact_landing(store: SnapshotStore, key: str) -> Landing | None:
+    """The landing kept under `key`, while every one of its files is intact (by checksum)."""
+    body = store.landing(key)
+    if body is None:
+        return None
+    landing = Landing.from_body(body)
+    # None lands it again: put_table rewrites the missing or damaged files with the right bytes
+    return landing if all(store.check(ref) is None for ref in landing.files()) else None
+
+
+def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int, wanted: list[int],
+                doctors: pa.Array) -> tuple[dict[int, FileRef], dict[str, int], dict, pa.Table]:
+    """Conform one input's records of the `wanted` batches, write one file per batch; counts, details, quarantine."""
+    spec = RAW_SPECS[name]
+    records = wire.table if len(wanted) == batches else rows_of_batches(spec, wire.table, batches, wanted)
+    conformed = conform(spec, records, wire.origin)
     parts = split_by_batch(conformed.table, batches)
-    written = map_in_threads(lambda b: store.put_table(f"{RAW_GROUP}/{name}", b, parts[b]), range(batches))
-    counts = {"records": wire.table.num_rows, "kept": conformed.table.num_rows,
+    written = map_in_threads(lambda b: store.put_table(f"{RAW_GROUP}/{name}", b, parts[b]), wanted)
+    counts = {"records": records.num_rows, "kept": conformed.table.num_rows,
               "quarantined": conformed.quarantined_records}
-    details = {"origin": wire.origin, "problems": list(wire.problems),
+    details = {"origin": wire.origin, "problems": list(wire.problems), "export_records": wire.table.num_rows,
                "reasons": evidence.quarantine_reasons(conformed.quarantine)}
+    if len(wanted) < batches:
+        details["landed_batches"] = wanted
     if name in evidence.DEPENDENT_INPUTS:
         details["unmatched"] = evidence.unmatched(name, conformed.table, doctors)
-    return [ref for ref, _ in written], counts, details, conformed.quarantine
+    return {b: ref for b, (ref, _) in zip(wanted, written, strict=True)}, counts, details, conformed.quarantine
 
 
 def land_batch(store: SnapshotStore, landing: Landing, batch: int) -> dict[str, FileRef]:
     """Make the landed files of `batch` its current raw inputs."""
+    if batch not in landing.landed:
+        raise MissingBatchError(f"landing {landing.key} holds batches {', '.join(map(str, landing.landed))}, "
+                                f"not batch {batch}")
     refs = {name: landing.inputs[name][batch] for name in RAW_SPECS}
     store.set_head(RAW_GROUP, batch, refs, landing=landing.key, source=landing.source,
                    exported_at=landing.exported_at)
