@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,28 +30,66 @@ from bench.common import STAGES
 
 
 class _Clock:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.active: list[str] = []
+    """Wall seconds per stage: the union of the intervals in which some thread was in that stage.
 
-    def add(self, key: str, seconds: float) -> None:
-        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+    Some work runs on threads (raw-file writes; PostgreSQL's two load connections), so summing each
+    call's time would count overlapping calls twice. Where two stages overlap (one connection loading
+    while the other builds an index), the shared time counts once, for the first in `_FIRST`.
+    """
+
+    def __init__(self) -> None:
+        self.intervals: dict[str, list[tuple[float, float]]] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.local()  # nested timed calls count once, in the outermost stage
+
+    def add(self, key: str, started: float, ended: float) -> None:
+        with self._lock:
+            self.intervals.setdefault(key, []).append((started, ended))
 
     def wrap(self, key: str, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-            # Nested timed calls count once, in the outermost stage.
-            if self.active:
+            if getattr(self._thread, "active", None):
                 return fn(*args, **kwargs)
-            self.active.append(key)
+            self._thread.active = key
             started = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.active.pop()
-                self.add(key, time.perf_counter() - started)
+                self._thread.active = None
+                self.add(key, started, time.perf_counter())
 
         return timed
+
+    def seconds(self) -> dict[str, float]:
+        counted: list[tuple[float, float]] = []
+        out: dict[str, float] = {}
+        for key in sorted(self.intervals, key=lambda k: _FIRST.index(k) if k in _FIRST else len(_FIRST)):
+            merged = _union(self.intervals[key])
+            out[key] = _length(merged) - _length(_intersection(merged, counted))
+            counted = _union(counted + merged)
+        return out
+
+
+_FIRST = ("staging_load", "index_build")
+
+
+def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(max(s1, s2), min(e1, e2)) for s1, e1 in a for s2, e2 in b if max(s1, s2) < min(e1, e2)]
+
+
+def _length(intervals: list[tuple[float, float]]) -> float:
+    return sum(end - start for start, end in intervals)
 
 
 class _TimedCursor:
@@ -69,7 +108,7 @@ class _TimedCursor:
             try:
                 return self._cursor.execute(sql, *args, **kwargs)
             finally:
-                self._clock.add("index_build", time.perf_counter() - started)
+                self._clock.add("index_build", started, time.perf_counter())
         return self._cursor.execute(sql, *args, **kwargs)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
@@ -94,7 +133,7 @@ def _timed_adbc(original: Callable, clock: _Clock) -> Callable:
             yield _TimedConnection(connection, clock)
             started = time.perf_counter()
             connection.commit()  # the original commits again: a no-op on an empty transaction
-            clock.add("staging_load", time.perf_counter() - started)
+            clock.add("staging_load", started, time.perf_counter())
 
     return adbc_connection
 
@@ -160,9 +199,10 @@ def run_stages(*, url: str, home: str, doctors: int, seed: int = 0) -> dict:
         runtime.snapshots.read_bytes(ref)
     verify_seconds = time.perf_counter() - t0
     rows = candidate.manifest.rows()
-    detail = {k: clock.seconds.get(k, 0.0) for k in ("transforms_conform", "transforms_split", "transforms_build")}
-    clock.seconds["transforms"] = sum(detail.values())
-    seconds = {k: clock.seconds.get(k, 0.0) for k in STAGES}
+    timed = clock.seconds()
+    detail = {k: timed.get(k, 0.0) for k in ("transforms_conform", "transforms_split", "transforms_build")}
+    timed["transforms"] = sum(detail.values())
+    seconds = {k: timed.get(k, 0.0) for k in STAGES}
     seconds["other"] = max(0.0, total - sum(seconds.values()))
     runtime.close()
     return {
