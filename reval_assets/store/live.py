@@ -209,7 +209,7 @@ class LiveStore:
         tables = list(todo.items())
         connections = LOAD_CONNECTIONS[self.dialect]
         shares = [tables[i::connections] for i in range(connections) if tables[i::connections]]
-        rows = sum(map_in_threads(lambda share: self._load_tables(share, read), shares))
+        rows = sum(map_in_threads(lambda share: self._load_tables(share, read), shares, workers=len(shares)))
         return LoadReport(tables_loaded=len(todo), tables_reused=reused, rows_loaded=rows)
 
     def _load_tables(self, tables: list[tuple[str, tuple[str, FileRef]]], read: Callable[[FileRef], pa.Table]
