@@ -6,9 +6,11 @@ accidental launches cannot interleave (deploy/dagster.yaml does the same on Post
 
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from functools import partial
 from pathlib import Path
@@ -56,11 +58,14 @@ def embedded_instance_tuned(instance: dg.DagsterInstance, run_id: str) -> Iterat
     2. Dagster's connections to those files commit with `synchronous=NORMAL`, WAL's usual setting:
        no fsync per commit (~0.3 s). A killed process loses nothing; a power cut may lose the
        run's last events, and `reval sync` closes a run left open like a killed sync's.
+    3. Each of those connections comes from an engine of its own, which compiles every statement
+       afresh; one engine per file is reused instead (see `_engines_reused`).
     On PostgreSQL storage: no-op. The live store's connections are never touched.
     """
     storage = instance.event_log_storage
     files: set[str] = set()
     with ExitStack() as held:
+        held.enter_context(_engines_reused())
         for connect in (lambda: storage.run_connection(run_id), storage.index_connection,
                         instance.run_storage.connect):
             try:
@@ -77,6 +82,51 @@ def embedded_instance_tuned(instance: dg.DagsterInstance, run_id: str) -> Iterat
             sa.event.listen(sa.pool.Pool, "connect", listener)
             held.callback(sa.event.remove, sa.pool.Pool, "connect", listener)
         yield
+
+
+# The modules of Dagster's SQLite storages that build a new NullPool engine for every connection.
+SQLITE_STORAGE_MODULES = (
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+)
+
+
+@contextmanager
+def _engines_reused() -> Iterator[None]:
+    """While open, Dagster's SQLite storages reuse one engine per database instead of one per connection.
+
+    An engine keeps the compiled form of each statement, so a new one per event recompiles every
+    INSERT and SELECT of the event (and inspects the dialect's class again): most of the SQLAlchemy
+    time of a run. A reused NullPool engine still opens and closes a real connection each time, so
+    what reaches the database is unchanged. Restored on exit; a module without `create_engine`
+    (another Dagster version) is left alone.
+    """
+    engines: dict[str, sa.Engine] = {}
+    lock = threading.Lock()
+
+    def reusing(create: Callable[..., sa.Engine]) -> Callable[..., sa.Engine]:
+        def create_engine(url: object, **options: object) -> sa.Engine:
+            key = f"{url}|{sorted(options.items(), key=str)!r}"
+            with lock:
+                if key not in engines:
+                    engines[key] = create(url, **options)
+                return engines[key]
+        return create_engine
+
+    patched = []
+    for name in SQLITE_STORAGE_MODULES:
+        module = importlib.import_module(name)
+        original = getattr(module, "create_engine", None)
+        if original is not None:
+            module.create_engine = reusing(original)
+            patched.append((module, original))
+    try:
+        yield
+    finally:
+        for module, original in patched:
+            module.create_engine = original
+        for engine in engines.values():
+            engine.dispose()
 
 
 def _commit_without_fsync(files: frozenset[str], connection: object, _record: object) -> None:

@@ -42,3 +42,24 @@ def test_during_a_run_the_instance_keeps_its_wal_and_commits_without_fsync_and_n
     finally:
         other.dispose()
         instance.dispose()
+
+
+def test_during_a_run_the_instance_reuses_one_engine_per_file_and_builds_them_anew_after(reval_env: Path) -> None:
+    instance = dg.DagsterInstance.from_config(str(dagster_home()))
+    run_id = str(uuid.uuid4())
+    storage = instance.event_log_storage
+
+    def engine(connect: Callable[[], AbstractContextManager[sa.Connection]]) -> sa.Engine:
+        with connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            return conn.engine
+
+    try:
+        with embedded_instance_tuned(instance, run_id):
+            index = engine(storage.index_connection)
+            assert engine(storage.index_connection) is index  # its compiled statements are kept
+            assert engine(instance.run_storage.connect) is engine(instance.run_storage.connect)
+            assert engine(lambda: storage.run_connection(run_id)) is not index  # one per file
+        assert engine(storage.index_connection) is not engine(storage.index_connection)  # Dagster's own again
+    finally:
+        instance.dispose()
