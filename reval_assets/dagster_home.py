@@ -12,7 +12,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
-from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -52,20 +51,20 @@ def dagster_home(settings: Settings | None = None) -> Path:
 def embedded_instance_tuned(instance: dg.DagsterInstance, run_id: str) -> Iterator[None]:
     """Make a run's event writes cheap on the instance's SQLite files (its event shard, the index, the runs).
 
-    Dagster's SQLite storage opens and closes a connection per event, and a sync writes ~280.
+    Dagster's SQLite storage opens and closes a connection per event, each from a new engine, and
+    a sync writes ~280 events.
     1. One connection to each file is held open. Closing the LAST connection to a WAL database
        checkpoints it and deletes the WAL, with fsyncs: ~0.8 s of a 100k-doctor sync.
-    2. Dagster's connections to those files commit with `synchronous=NORMAL`, WAL's usual setting:
-       no fsync per commit (~0.3 s). A killed process loses nothing; a power cut may lose the
-       run's last events, and `reval sync` closes a run left open like a killed sync's.
-    3. Each of those connections comes from an engine of its own, which compiles every statement
-       afresh; one engine per file is reused instead (see `_engines_reused`).
+    2. One engine per file is reused (`_sqlite_engines_tuned`): a new engine compiles every
+       statement of the event afresh.
+    3. Those engines' connections commit with `synchronous=NORMAL`, WAL's usual setting: no fsync
+       per commit (~0.3 s). A killed process loses nothing; a power cut may lose the run's last
+       events, and `reval sync` closes a run left open like a killed sync's.
     On PostgreSQL storage: no-op. The live store's connections are never touched.
     """
     storage = instance.event_log_storage
-    files: set[str] = set()
     with ExitStack() as held:
-        held.enter_context(_engines_reused())
+        held.enter_context(_sqlite_engines_tuned())
         for connect in (lambda: storage.run_connection(run_id), storage.index_connection,
                         instance.run_storage.connect):
             try:
@@ -76,11 +75,6 @@ def embedded_instance_tuned(instance: dg.DagsterInstance, run_id: str) -> Iterat
             if url.get_backend_name() == "sqlite" and url.database:
                 kept = held.enter_context(closing(sqlite3.connect(url.database)))
                 kept.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()  # joins the WAL
-                files.add(os.path.realpath(url.database))
-        if files:
-            listener = partial(_commit_without_fsync, frozenset(files))
-            sa.event.listen(sa.pool.Pool, "connect", listener)
-            held.callback(sa.event.remove, sa.pool.Pool, "connect", listener)
         yield
 
 
@@ -92,14 +86,14 @@ SQLITE_STORAGE_MODULES = (
 
 
 @contextmanager
-def _engines_reused() -> Iterator[None]:
-    """While open, Dagster's SQLite storages reuse one engine per database instead of one per connection.
+def _sqlite_engines_tuned() -> Iterator[None]:
+    """While open, Dagster's SQLite storages reuse one engine per database, whose connections commit
+    with `synchronous=NORMAL`.
 
     An engine keeps the compiled form of each statement, so a new one per event recompiles every
     INSERT and SELECT of the event (and inspects the dialect's class again): most of the SQLAlchemy
-    time of a run. A reused NullPool engine still opens and closes a real connection each time, so
-    what reaches the database is unchanged. Restored on exit; a module without `create_engine`
-    (another Dagster version) is left alone.
+    time of a run. A reused NullPool engine still opens and closes a real connection each time.
+    Restored on exit; a module without `create_engine` (another Dagster version) is left alone.
     """
     engines: dict[str, sa.Engine] = {}
     lock = threading.Lock()
@@ -109,7 +103,8 @@ def _engines_reused() -> Iterator[None]:
             key = f"{url}|{sorted(options.items(), key=str)!r}"
             with lock:
                 if key not in engines:
-                    engines[key] = create(url, **options)
+                    engines[key] = engine = create(url, **options)
+                    sa.event.listen(engine, "connect", _commit_without_fsync)
                 return engines[key]
         return create_engine
 
@@ -129,11 +124,8 @@ def _engines_reused() -> Iterator[None]:
             engine.dispose()
 
 
-def _commit_without_fsync(files: frozenset[str], connection: object, _record: object) -> None:
-    if isinstance(connection, sqlite3.Connection):
-        path = connection.execute("PRAGMA database_list").fetchone()[2]
-        if path and os.path.realpath(path) in files:
-            connection.execute("PRAGMA synchronous=NORMAL")
+def _commit_without_fsync(connection: sqlite3.Connection, _record: object) -> None:
+    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 if __name__ == "__main__":
