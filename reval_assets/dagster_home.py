@@ -93,7 +93,8 @@ def _sqlite_engines_tuned() -> Iterator[None]:
     An engine keeps the compiled form of each statement, so a new one per event recompiles every
     INSERT and SELECT of the event (and inspects the dialect's class again): most of the SQLAlchemy
     time of a run. A reused NullPool engine still opens and closes a real connection each time.
-    Restored on exit; a module without `create_engine` (another Dagster version) is left alone.
+    Restored on exit. A module without `create_engine` (another Dagster version) is left alone, and
+    so is one already tuned by an overlapping run in this process: only its tuner restores it.
     """
     engines: dict[str, sa.Engine] = {}
     lock = threading.Lock()
@@ -106,13 +107,14 @@ def _sqlite_engines_tuned() -> Iterator[None]:
                     engines[key] = engine = create(url, **options)
                     sa.event.listen(engine, "connect", _commit_without_fsync)
                 return engines[key]
+        create_engine.reval_tuned = True  # type: ignore[attr-defined]
         return create_engine
 
     patched = []
     for name in SQLITE_STORAGE_MODULES:
         module = importlib.import_module(name)
         original = getattr(module, "create_engine", None)
-        if original is not None:
+        if original is not None and not getattr(original, "reval_tuned", False):
             module.create_engine = reusing(original)
             patched.append((module, original))
     try:

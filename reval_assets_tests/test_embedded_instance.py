@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -10,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from reval_assets.dagster_home import dagster_home, embedded_instance_tuned
+from reval_assets.dagster_home import SQLITE_STORAGE_MODULES, dagster_home, embedded_instance_tuned
 
 FULL, NORMAL = 2, 1  # PRAGMA synchronous
 
@@ -63,3 +64,19 @@ def test_during_a_run_the_instance_reuses_one_engine_per_file_and_builds_them_an
         assert engine(storage.index_connection) is not engine(storage.index_connection)  # Dagster's own again
     finally:
         instance.dispose()
+
+
+def test_overlapping_runs_in_one_process_leave_dagster_as_it_was(reval_env: Path) -> None:
+    first, second = dg.DagsterInstance.from_config(str(dagster_home())), dg.DagsterInstance.ephemeral()
+    originals = {name: importlib.import_module(name).create_engine for name in SQLITE_STORAGE_MODULES}
+    try:
+        outer = embedded_instance_tuned(first, str(uuid.uuid4()))
+        inner = embedded_instance_tuned(second, str(uuid.uuid4()))
+        outer.__enter__()
+        inner.__enter__()
+        outer.__exit__(None, None, None)  # the first run ends while the second is still going
+        inner.__exit__(None, None, None)
+        assert {name: importlib.import_module(name).create_engine for name in SQLITE_STORAGE_MODULES} == originals
+    finally:
+        first.dispose()
+        second.dispose()
