@@ -72,7 +72,8 @@ def embedded_instance_tuned(instance: dg.DagsterInstance, run_id: str) -> Iterat
                     url = conn.engine.url
             except AttributeError:  # storage without SQL connections (e.g. in memory)
                 continue
-            if url.get_backend_name() == "sqlite" and url.database:
+            # A file on disk (an in-memory storage's database is a URI, and has no WAL to keep)
+            if url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_file():
                 kept = held.enter_context(closing(sqlite3.connect(url.database)))
                 kept.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()  # joins the WAL
         yield

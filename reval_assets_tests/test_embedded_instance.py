@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from reval_assets.dagster_home import SQLITE_STORAGE_MODULES, dagster_home, embedded_instance_tuned
@@ -66,7 +67,12 @@ def test_during_a_run_the_instance_reuses_one_engine_per_file_and_builds_them_an
         instance.dispose()
 
 
-def test_overlapping_runs_in_one_process_leave_dagster_as_it_was(reval_env: Path) -> None:
+def test_overlapping_runs_in_one_process_leave_dagster_as_it_was(
+    reval_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     first, second = dg.DagsterInstance.from_config(str(dagster_home())), dg.DagsterInstance.ephemeral()
     originals = {name: importlib.import_module(name).create_engine for name in SQLITE_STORAGE_MODULES}
     try:
@@ -77,6 +83,7 @@ def test_overlapping_runs_in_one_process_leave_dagster_as_it_was(reval_env: Path
         outer.__exit__(None, None, None)  # the first run ends while the second is still going
         inner.__exit__(None, None, None)
         assert {name: importlib.import_module(name).create_engine for name in SQLITE_STORAGE_MODULES} == originals
+        assert list(workdir.iterdir()) == []  # the in-memory instance's databases left no file behind
     finally:
         first.dispose()
         second.dispose()
