@@ -1,10 +1,11 @@
+from collections import Counter
 from datetime import datetime
 
 import pyarrow as pa
 import pytest
 
 from reval_assets.domain.batching import batch_of, batch_of_one, split_by_batch
-from reval_assets.domain.conform import conform
+from reval_assets.domain.conform import _duplicates, conform
 from reval_assets.domain.schemas import GMC_DOCTORS, RECOMMENDATION_RECORDS
 from reval_assets.settings import Settings, SettingsError
 
@@ -91,6 +92,14 @@ def test_conform_quarantines_every_copy_of_a_duplicate_key():
     assert result.table["gmc_reference_number"].to_pylist() == ["7654321"]
     assert result.quarantined_records == 2
     assert set(result.quarantine["problem"].to_pylist()) == {"duplicate key"}
+
+
+def test_duplicate_keys_are_every_copy_of_a_repeated_value_across_chunks_and_nulls():
+    keys = pa.chunked_array([["r1", "r2", None], ["r1", None, "r3"], ["r4", "r4"]])
+    counts = Counter(keys.to_pylist())
+    expected = [counts[k] > 1 for k in keys.to_pylist()]
+    assert _duplicates(pa.table({"id": keys}), ("id",)).tolist() == expected
+    assert _duplicates(pa.table({"id": pa.array([], pa.string())}), ("id",)).tolist() == []
 
 
 def test_conform_quarantines_missing_required_fields():
