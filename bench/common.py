@@ -253,7 +253,15 @@ def machine() -> dict:
     info["memory_gib"] = round(info["memory_bytes"] / GIB, 1)
     info["postgresql"] = _pg_version()
     info["sqlite"] = _sqlite_version()
+    info["arrow_memory_pool"] = _arrow_memory_pool()
     return info
+
+
+def _arrow_memory_pool() -> str:
+    """The allocator Arrow uses here; the `reval` children inherit the same environment, hence the same one."""
+    import pyarrow as pa
+
+    return pa.default_memory_pool().backend_name
 
 
 def _cpu_model() -> str:

@@ -112,7 +112,8 @@ def render(r: dict) -> str:
         add("")
     add(
         f"**Machine:** {m['cores']} cores ({m['processor']}), {m['memory_gib']} GiB memory, {m['platform']}; "
-        f"Python {m['python']}, PostgreSQL {m.get('postgresql') or 'n/a'}, SQLite {m['sqlite']}."
+        f"Python {m['python']}, PostgreSQL {m.get('postgresql') or 'n/a'}, SQLite {m['sqlite']}"
+        + (f", Arrow memory pool {m['arrow_memory_pool']}." if m.get("arrow_memory_pool") else ".")
     )
     add("")
     add("**Libraries:** " + ", ".join(f"{k} {v}" for k, v in r["libraries"].items() if v) + ".")
@@ -455,6 +456,7 @@ def _resync(r: dict, add) -> None:  # type: ignore[no-untyped-def]
                     f"| {BACKEND_NAMES[backend]} | {doctors_label(doctors)} | {mrange(one['command_seconds'])} | "
                     f"{mrange(full['command_seconds'])} | {mrange(cold['command_seconds'])} | "
                     f"{one['command_seconds']['median'] / full['command_seconds']['median']:.0%} | "
+                    f"{mem(one['max_rss_bytes']['max'])} / {mem(full['max_rss_bytes']['max'])} | "
                     + ", ".join(f"{k} {s(v['median'])}" for k, v in steps.items())
                     + " |"
                 )
@@ -470,9 +472,9 @@ def _resync(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     add("")
     add(
         "| store | doctors | one batch | full, data changed | full, cold | ratio (one / full changed) | "
-        "one-batch Dagster steps |"
+        "peak memory, one batch / full changed (max) | one-batch Dagster steps |"
     )
-    add("|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|")
     for row in rows:
         add(row)
     add("")
