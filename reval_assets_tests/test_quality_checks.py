@@ -36,6 +36,8 @@ from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
 from reval_assets.quality.checks import (
     CHECKS,
+    DB,
+    GMC,
     BatchPair,
     CandidateData,
     Export,
@@ -334,6 +336,55 @@ def test_entity_drift_counts_added_removed_changed_and_moves_between_bodies() ->
     assert (drift.live_rows, drift.added, drift.removed, drift.changed) == (40, 2, 2, 2)
     assert drift.bodies[BODY_A] == {"live_rows": 20, "lost": 1, "added": 2, "changed": 1}
     assert drift.bodies[BODY_B] == {"live_rows": 20, "lost": 2, "added": 1, "changed": 0}
+
+
+def _drift_by_hand(new: list[dict], old: list[dict]) -> tuple[tuple[int, int, int], dict[str, dict[str, int]]]:
+    """Added, removed and changed rows, and the per-body tallies, counted one row at a time."""
+    by_key_new, by_key_old = {r[GMC]: r for r in new}, {r[GMC]: r for r in old}
+    bodies: dict[str, dict[str, int]] = {}
+
+    def tally(body: str | None, name: str) -> None:
+        if body is not None:
+            bodies.setdefault(body, dict.fromkeys(("live_rows", "lost", "added", "changed"), 0))[name] += 1
+
+    changed = 0
+    for row in old:
+        tally(row[DB], "live_rows")
+    for key, row in by_key_old.items():
+        other = by_key_new.get(key)
+        if other is None:
+            tally(row[DB], "lost")
+        elif other != row:
+            changed += 1
+            if other[DB] != row[DB]:
+                tally(row[DB], "lost")
+                tally(other[DB], "added")
+            else:
+                tally(row[DB], "changed")
+    for key, row in by_key_new.items():
+        if key not in by_key_old:
+            tally(row[DB], "added")
+    added, removed = len(by_key_new.keys() - by_key_old), len(by_key_old.keys() - by_key_new)
+    return (added, removed, changed), bodies
+
+
+def test_entity_drift_counts_what_a_row_by_row_comparison_counts_with_nulls_moves_and_shuffles() -> None:
+    rng = np.random.default_rng(7)
+    bodies = [BODY_A, BODY_B, DESIGNATED_BODY_CODES[2], None]
+
+    def row(key: int) -> dict:
+        return {GMC: str(key), DB: bodies[rng.integers(4)], "name": [None, "x", "y"][rng.integers(3)]}
+
+    old = [row(k) for k in range(1000, 1400)]
+    new = [r if rng.random() < 0.6 else row(int(r[GMC])) for r in old if rng.random() < 0.9]
+    new += [row(k) for k in range(1400, 1450)]
+    rng.shuffle(new)
+    schema = pa.schema([(GMC, pa.string()), (DB, pa.string()), ("name", pa.string())])
+    drift = entity_drift("doctors", pa.Table.from_pylist(new, schema), pa.Table.from_pylist(old, schema))
+    (added, removed, changed), by_body = _drift_by_hand(new, old)
+    assert (drift.added, drift.removed, drift.changed) == (added, removed, changed)
+    assert removed > 30 and added == 50 and changed > 50  # the draw exercised every kind
+    assert drift.bodies == by_body
 
 
 def test_drift_passes_without_live_and_against_an_identical_live() -> None:

@@ -546,11 +546,22 @@ def _match(new_keys: pa.ChunkedArray, old_keys: pa.ChunkedArray) -> tuple[pa.Arr
     return joined["_new"].combine_chunks(), joined["_old"].combine_chunks()
 
 
+def _tally(*parts: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    """How often each non-null value occurs across `parts`."""
+    counts: dict[str, int] = {}
+    for part in parts:
+        for item in pc.value_counts(part).to_pylist():
+            if item["values"] is not None:
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    return counts
+
+
 def entity_drift(entity: str, new: pa.Table, old: pa.Table, live: pa.Table | None = None) -> EntityDrift:
     """Rows added, removed and changed (by key), in total and per designated body.
 
     `new` and `old` may be parts of the candidate and live (the batches that differ); `live` is
-    then the whole live table, which the shares are of.
+    then the whole live table, which the shares are of. Rows are paired one column at a time, so
+    the comparison holds two columns more than the tables, not two more copies of them.
     """
     live = old if live is None else live
     key = ENTITY_SPECS[entity].key[0]
@@ -558,24 +569,23 @@ def entity_drift(entity: str, new: pa.Table, old: pa.Table, live: pa.Table | Non
     at_new, at_old = _match(new[key], old[key])
     in_new, in_old = pc.is_valid(at_new), pc.is_valid(at_old)
     both = pc.and_(in_new, in_old)
-    paired_new, paired_old = new.select(columns).take(at_new), old.select(columns).take(at_old)
-    changed = pa.array([False] * len(at_new), pa.bool_())
+    pairs_new, pairs_old = at_new.filter(both), at_old.filter(both)
+    changed = pa.nulls(len(pairs_new), pa.bool_()).fill_null(False)
     for column in columns:
-        changed = pc.or_(changed, _differs(paired_new[column], paired_old[column]))
-    changed = pc.and_(both, changed)
+        changed = pc.or_(changed, _differs(new[column].take(pairs_new), old[column].take(pairs_old)))
     bodies: dict[str, dict[str, int]] = {}
     if DB in columns:
-        db_new, db_old = paired_new[DB], paired_old[DB]
+        db_new, db_old = new[DB].take(pairs_new), old[DB].take(pairs_old)
         moved = _differs(db_new, db_old)
-        lost = pc.and_(pc.is_valid(db_old), pc.or_(pc.invert(in_new), moved))
-        gained = pc.and_(pc.is_valid(db_new), pc.or_(pc.invert(in_old), moved))
-        stayed_changed = pc.and_(changed, pc.invert(moved))
-        tallies = {"live_rows": live[DB], "lost": db_old.filter(lost), "added": db_new.filter(gained),
-                   "changed": db_old.filter(stayed_changed)}
-        for name, values in tallies.items():
-            for item in pc.value_counts(values.combine_chunks()).to_pylist():
-                if item["values"] is not None:
-                    bodies.setdefault(item["values"], dict.fromkeys(tallies, 0))[name] = item["counts"]
+        tallies = {
+            "live_rows": _tally(live[DB]),
+            "lost": _tally(old[DB].take(at_old.filter(pc.invert(in_new))), db_old.filter(moved)),
+            "added": _tally(new[DB].take(at_new.filter(pc.invert(in_old))), db_new.filter(moved)),
+            "changed": _tally(db_old.filter(pc.and_(changed, pc.invert(moved)))),
+        }
+        for name, counts in tallies.items():
+            for body, n in counts.items():
+                bodies.setdefault(body, dict.fromkeys(tallies, 0))[name] = n
     return EntityDrift(live_rows=live.num_rows, added=_count(pc.invert(in_old)), removed=_count(pc.invert(in_new)),
                        changed=_count(changed), bodies=bodies)
 
