@@ -6,6 +6,7 @@ a batch). Joins and aggregates are Arrow kernels: no per-row Python.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,7 +48,7 @@ def _latest_recommendation(records: pa.Table) -> pa.Table:
 
 def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
     """GMC doctors joined with TIS trainees (full outer: a doctor in either system is kept)."""
-    gmc_side = gmc.append_column("_in_gmc", pa.array([True] * gmc.num_rows, pa.bool_()))
+    gmc_side = gmc.append_column("_in_gmc", pa.array(np.ones(gmc.num_rows, dtype=bool)))
     joined = gmc_side.join(tis, keys=GMC, join_type="full outer", left_suffix="_gmc", right_suffix="_tis",
                            coalesce_keys=True)
     latest = _latest_recommendation(records)
