@@ -28,7 +28,6 @@ PACKAGES = (
     "reval_assets",
     "dagster",
     "pyarrow",
-    "pandas",
     "numpy",
     "SQLAlchemy",
     "psycopg",

@@ -1,11 +1,16 @@
 """diff, verify and gc over real versions (SQLite and PostgreSQL)."""
 
+import hashlib
 import json
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from reval_assets.domain.batching import batch_of_one
 from reval_assets.pipeline import operations
 from reval_assets.quality.checks import drift_changes
+from reval_assets.sources.base import WireInput
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
@@ -30,6 +35,37 @@ def test_the_drift_check_counts_the_same_changes_as_reval_diff(runtime):
     changes = operations.diff(runtime, a, b)
     assert drift_changes(drift["metadata"]) == changes
     assert all(sum(c[kind] for c in changes.values()) > 0 for kind in ("added", "removed", "changed"))
+
+
+class _OneRecommendationMoved:
+    """The default synthetic export, with its first recommendation given to a doctor in another batch."""
+
+    def __init__(self, batches: int):
+        self.base, self.batches = SyntheticSource(doctors=1500), batches
+        self.description = "synthetic, one recommendation moved"
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.base.fingerprint()} moved".encode()).hexdigest()
+
+    def extract(self) -> dict[str, WireInput]:
+        inputs = self.base.extract()
+        wire = inputs["recommendation_records"]
+        numbers = wire.table["gmcNumber"].to_pylist()
+        home = batch_of_one(numbers[0], self.batches)
+        elsewhere = next(n for n in numbers if n and n.isdigit() and batch_of_one(n, self.batches) != home)
+        moved = pc.if_else(pa.array([i == 0 for i in range(len(numbers))]), elsewhere, wire.table["gmcNumber"])
+        table = wire.table.set_column(wire.table.schema.get_field_index("gmcNumber"), "gmcNumber", moved)
+        return {**inputs, "recommendation_records": WireInput(table, wire.origin)}
+
+
+def test_reval_diff_counts_a_recommendation_moved_to_another_batch_as_changed(runtime):
+    """As the drift check does: the batches that differ are compared together, not pair by pair."""
+    a = publish(runtime, SyntheticSource(doctors=1500))
+    b = stage(runtime, _OneRecommendationMoved(runtime.settings.batches))
+    changes = operations.diff(runtime, a, b)
+    assert changes["recommendations"] == {"added": 0, "removed": 0, "changed": 1}
+    drift = next(c for c in json.loads(runtime.live.version(b)["checks"]) if c["name"] == "drift")
+    assert drift_changes(drift["metadata"]) == changes
 
 
 def test_verify_passes_then_names_a_flipped_byte(runtime):
@@ -129,3 +165,4 @@ def test_the_checks_read_each_file_once_and_compare_only_the_batch_that_changed(
     assert all([pair.same for pair in data.layout[e]] == [b != 2 for b in range(16)] for e in data.tables)
     drift = next(c for c in json.loads(runtime.live.version(resync)["checks"]) if c["name"] == "drift")
     assert drift_changes(drift["metadata"]) == operations.diff(runtime, live, resync)
+

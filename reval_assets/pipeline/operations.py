@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 
-from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
+from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline.guard import GuardRefused, require_confirmation
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import Landing
@@ -21,6 +20,7 @@ from reval_assets.quality.checks import (
     CheckResult,
     Export,
     Thresholds,
+    entity_drift,
     parse_time,
     run_checks,
 )
@@ -139,29 +139,29 @@ def versions(runtime: Runtime) -> list[dict]:
     ]
 
 
-def _row_hashes(table: pa.Table, key: str) -> pd.Series:
-    frame = table.to_pandas()
-    return pd.Series(pd.util.hash_pandas_object(frame, index=False).to_numpy(), index=frame[key].to_numpy())
+def _differing_files(a: Manifest, b: Manifest, entity: str) -> tuple[list[FileRef], list[FileRef]]:
+    """The files of `entity` in `a` and `b` whose batches differ: all of them if the batching does."""
+    if a.batches != b.batches:
+        return a.files[entity], b.files[entity]
+    pairs = [(ra, rb) for ra, rb in zip(a.files[entity], b.files[entity], strict=True) if ra.sha256 != rb.sha256]
+    return [ra for ra, _ in pairs], [rb for _, rb in pairs]
 
 
 def diff_manifests(runtime: Runtime, a: Manifest, b: Manifest) -> dict[str, dict[str, int]]:
-    """Rows added, removed and changed (by key) per entity; batches sharing a file are skipped."""
+    """Rows added, removed and changed (by key) per entity, counted as the drift check counts them.
+
+    Batches sharing a file are skipped; the files that differ are compared together, so a row that
+    moves to another batch (a recommendation given to another doctor) is changed, not removed and added.
+    """
     result: dict[str, dict[str, int]] = {}
     for entity in ENTITIES:
-        key = ENTITY_SPECS[entity].key[0]
-        counts = {"added": 0, "removed": 0, "changed": 0}
-        pairs = zip(a.files[entity], b.files[entity], strict=False) if a.batches == b.batches else []
-        changed_pairs = [(ra, rb) for ra, rb in pairs if ra.sha256 != rb.sha256]
-        if a.batches != b.batches:
-            changed_pairs = [(None, None)]
-        for ra, rb in changed_pairs:
-            old = _row_hashes(runtime.snapshots.read_table(ra) if ra else read_entity(runtime, a.files[entity]), key)
-            new = _row_hashes(runtime.snapshots.read_table(rb) if rb else read_entity(runtime, b.files[entity]), key)
-            common = old.index.intersection(new.index)
-            counts["added"] += len(new.index.difference(old.index))
-            counts["removed"] += len(old.index.difference(new.index))
-            counts["changed"] += int((old.loc[common].to_numpy() != new.loc[common].to_numpy()).sum())
-        result[entity] = counts
+        old_refs, new_refs = _differing_files(a, b, entity)
+        if not old_refs:  # every batch file shared
+            result[entity] = {"added": 0, "removed": 0, "changed": 0}
+            continue
+        new, old = (read_entity(runtime, refs, verify=True) for refs in (new_refs, old_refs))
+        drift = entity_drift(entity, new, old)
+        result[entity] = {"added": drift.added, "removed": drift.removed, "changed": drift.changed}
     return result
 
 
