@@ -575,13 +575,15 @@ def entity_drift(entity: str, new: pa.Table, old: pa.Table, live: pa.Table | Non
     in_new, in_old = pc.is_valid(at_new), pc.is_valid(at_old)
     both = pc.and_(in_new, in_old)
     pairs_new, pairs_old = at_new.filter(both), at_old.filter(both)
-    changed = pa.nulls(len(pairs_new), pa.bool_()).fill_null(False)
+    changed = pa.array(np.zeros(len(pairs_new), dtype=bool))
     for column in columns:
-        changed = pc.or_(changed, _differs(new[column].take(pairs_new), old[column].take(pairs_old)))
+        pair = new[column].take(pairs_new), old[column].take(pairs_old)
+        differs = _differs(*pair)
+        changed = pc.or_(changed, differs)
+        if column == DB:  # kept for the per-body tallies below
+            (db_new, db_old), moved = pair, differs
     bodies: dict[str, dict[str, int]] = {}
     if DB in columns:
-        db_new, db_old = new[DB].take(pairs_new), old[DB].take(pairs_old)
-        moved = _differs(db_new, db_old)
         tallies = {
             "live_rows": _tally(live[DB]),
             "lost": _tally(old[DB].take(at_old.filter(pc.invert(in_new))), db_old.filter(moved)),
