@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from reval_assets.domain.batching import batch_of_one
 from reval_assets.pipeline import operations
-from reval_assets.quality.checks import drift_changes
+from reval_assets.quality.checks import drift_changes, run_checks
 from reval_assets.sources.base import WireInput
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
@@ -148,21 +148,24 @@ def test_partial_resync_after_a_blocked_sync_keeps_live_files_for_the_other_batc
         "recommendations"] > 0
 
 
-def test_the_checks_read_each_file_once_and_compare_only_the_batch_that_changed(runtime, monkeypatch):
+def test_the_checks_read_each_file_once_and_only_live_columns_of_the_batch_that_changed(runtime, monkeypatch):
     live = publish(runtime)
     resync = stage(runtime, SyntheticSource(doctors=1500, seed=8), batches=[2], thresholds=NEW_POPULATION)
-    reads: list[str] = []
-    read_table = runtime.snapshots.read_table
-
-    def counted(ref, **kwargs):
-        reads.append(ref.sha256)
-        return read_table(ref, **kwargs)
-
-    monkeypatch.setattr(runtime.snapshots, "read_table", counted)
-    data = operations.candidate_data(runtime, runtime.snapshots.manifest(resync))
+    tables: list[str] = []
+    columns: list[tuple[str, str]] = []
+    read_table, read_column = runtime.snapshots.read_table, runtime.snapshots.read_column
+    monkeypatch.setattr(runtime.snapshots, "read_table", lambda ref, **kw: tables.append(ref.sha256)
+                        or read_table(ref, **kw))
+    monkeypatch.setattr(runtime.snapshots, "read_column", lambda ref, name: columns.append((ref.path, name))
+                        or read_column(ref, name))
+    manifest, live_manifest = runtime.snapshots.manifest(resync), runtime.snapshots.manifest(live)
+    data = operations.candidate_data(runtime, manifest)
     assert data.live_version == live
-    assert len(reads) == len(set(reads)) == 3 * 16 + 3  # live's 48 files, and batch 2's 3 new ones
+    assert sorted(tables) == sorted(ref.sha256 for ref in manifest.all_files())  # the candidate's 48, once each
     assert all([pair.same for pair in data.layout[e]] == [b != 2 for b in range(16)] for e in data.tables)
+    run_checks(data)
+    # Live's other 45 files are the candidate's, read already; batch 2's old ones, a column at a time, never whole.
+    assert {path for path, _ in columns} == {refs[2].path for refs in live_manifest.files.values()}
     drift = next(c for c in json.loads(runtime.live.version(resync)["checks"]) if c["name"] == "drift")
     assert drift_changes(drift["metadata"]) == operations.diff(runtime, live, resync)
 

@@ -117,3 +117,27 @@ def test_tables_kept_in_memory_are_bounded_and_the_oldest_go_first(tmp_path, mon
     with pytest.raises(FileNotFoundError):
         store.read_table(refs[0], verify=False)
     assert store.read_table(refs[2], verify=False)["n"][0].as_py() == 200
+
+
+def test_a_lazy_table_reads_a_column_of_its_files_only_when_asked_and_answers_as_the_whole_table(tmp_path):
+    store = SnapshotStore(tmp_path)
+    parts = [pa.table({"n": list(range(b * 10, b * 10 + 10)), "name": [f"x{b}"] * 10}) for b in range(3)]
+    refs = [store.put_table("doctors", b, part)[0] for b, part in enumerate(parts)]
+    in_memory = {refs[1].sha256: parts[1]}
+    lazy = store.lazy_table(refs, in_memory=in_memory)
+    whole = pa.concat_tables(parts)
+    assert (lazy.num_rows, lazy.column_names) == (whole.num_rows, whole.column_names)
+    assert lazy["n"].equals(whole["n"]) and lazy["name"].equals(whole["name"])
+    (tmp_path / refs[1].path).unlink()  # the part held in memory is read there
+    assert lazy.parts([False, True, True])["n"].to_pylist() == list(range(10, 30))
+    with pytest.raises(KeyError):
+        lazy["missing"]
+
+
+def test_a_lazy_table_whose_file_is_gone_says_which_file(tmp_path):
+    store = SnapshotStore(tmp_path)
+    refs = [store.put_table("doctors", b, pa.table({"n": [b]}))[0] for b in range(2)]
+    lazy = store.lazy_table(refs)
+    (tmp_path / refs[1].path).unlink()
+    with pytest.raises(CorruptFileError, match=f"{refs[1].sha256}.parquet: file is missing"):
+        lazy["n"]

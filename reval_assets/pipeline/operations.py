@@ -37,7 +37,8 @@ def read_entity(runtime: Runtime, refs: list[FileRef], *, verify: bool = False) 
 def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
     """The candidate's tables, the live version's (its parent) and what the source sent, for the checks.
 
-    A file both versions share is read once.
+    Live's tables are read a column at a time, when a check asks (`LazyTable`); a file both
+    versions share is read once, with the candidate's.
     """
     read: dict[str, pa.Table] = {}
 
@@ -52,7 +53,8 @@ def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
     if not manifest.parent:
         return data
     live_manifest = runtime.snapshots.manifest(manifest.parent)
-    return replace(data, live={e: entity(refs) for e, refs in live_manifest.files.items()},
+    return replace(data, live={e: runtime.snapshots.lazy_table(refs, in_memory=read)
+                               for e, refs in live_manifest.files.items()},
                    live_version=manifest.parent, live_exported_at=parse_time(live_manifest.exported_at),
                    layout=_layout(manifest, live_manifest) if live_manifest.batches == manifest.batches else {})
 

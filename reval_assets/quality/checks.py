@@ -17,7 +17,7 @@ log for an unknown doctor leaves no row in the tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from reval_assets.domain import enums
 from reval_assets.domain.designated_bodies import DESIGNATED_BODY_CODES
 from reval_assets.domain.schemas import ENTITY_SPECS, RAW_SPECS
+from reval_assets.store.snapshots import LazyTable
 from reval_assets.transforms.build import is_discrepancy
 
 GMC = "gmc_reference_number"
@@ -46,6 +47,8 @@ MAPPED_FIELDS: tuple[str, ...] = (
     DB,
 )
 UNDER_NOTICE: tuple[str, ...] = (enums.UnderNotice.YES.value, enums.UnderNotice.ON_HOLD.value)
+# A table as the checks read it: in memory, or (live's side) read from its files a column at a time.
+Table = pa.Table | LazyTable
 
 
 def _text_values(enum: type) -> tuple[str, ...]:
@@ -237,7 +240,7 @@ class CandidateData:
     """
 
     tables: dict[str, pa.Table]
-    live: dict[str, pa.Table] | None = None
+    live: dict[str, Table] | None = None
     exports: tuple[Export, ...] = ()
     live_version: str | None = None
     live_exported_at: datetime | None = None
@@ -252,7 +255,7 @@ class CandidateData:
                 if name is None or report.input == name:
                     yield report
 
-    def changed(self, entity: str) -> tuple[pa.Table, pa.Table]:
+    def changed(self, entity: str) -> tuple[pa.Table, Table]:
         """The candidate's and live's rows of `entity` in the batches whose files differ.
 
         A batch file both versions share holds the same rows on both sides, and (keys being unique)
@@ -263,13 +266,20 @@ class CandidateData:
         pairs = self.layout.get(entity, ())
         if sum(p.rows for p in pairs) != new.num_rows or sum(p.live_rows for p in pairs) != old.num_rows:
             return new, old  # no layout (or one that does not fit): compare the whole tables
-        kept_new, kept_old, at_new, at_old = [new.slice(0, 0)], [old.slice(0, 0)], 0, 0
-        for pair in pairs:
-            if not pair.same:
-                kept_new.append(new.slice(at_new, pair.rows))
-                kept_old.append(old.slice(at_old, pair.live_rows))
-            at_new, at_old = at_new + pair.rows, at_old + pair.live_rows
-        return pa.concat_tables(kept_new), pa.concat_tables(kept_old)
+        differ = [not pair.same for pair in pairs]
+        kept_old = (old.parts(differ) if isinstance(old, LazyTable)  # one part per batch file
+                    else _kept_batches(old, [pair.live_rows for pair in pairs], differ))
+        return _kept_batches(new, [pair.rows for pair in pairs], differ), kept_old
+
+
+def _kept_batches(table: pa.Table, sizes: Iterable[int], keep: Iterable[bool]) -> pa.Table:
+    """The rows of the batches `keep` marks, of a table holding its batches in order, `sizes` rows each."""
+    parts, at = [table.slice(0, 0)], 0
+    for size, wanted in zip(sizes, keep, strict=True):
+        if wanted:
+            parts.append(table.slice(at, size))
+        at += size
+    return pa.concat_tables(parts)
 
 
 Check = Callable[[CandidateData, Thresholds], CheckResult]
@@ -324,6 +334,13 @@ def _reasons(data: CandidateData, match: Callable[[str], bool]) -> list[tuple[In
 # --- schema ----------------------------------------------------------------------------------
 
 
+def _filled_in_live(live: Table | None, name: str) -> float:
+    """The share of live's rows with a value in column `name` (0 without live, rows or that column)."""
+    if live is None or not live.num_rows or name not in live.column_names:
+        return 0.0
+    return 1 - live[name].null_count / live.num_rows
+
+
 def check_schema(data: CandidateData, thresholds: Thresholds) -> CheckResult:
     """Every entity has exactly its columns, types and required values; enum values are known ones."""
     problems: list[str] = []
@@ -346,11 +363,10 @@ def check_schema(data: CandidateData, thresholds: Thresholds) -> CheckResult:
             column = table[f.name]
             if not f.nullable and column.null_count:
                 problems.append(f"{name} has {column.null_count} nulls but is required")
-            if (table.num_rows and column.null_count == table.num_rows and live is not None
-                    and (entity, f.name) not in DERIVED_COLUMNS
-                    and f.name in live.column_names and live.num_rows and live[f.name].null_count < live.num_rows):
+            emptied = table.num_rows and column.null_count == table.num_rows and (entity, f.name) not in DERIVED_COLUMNS
+            filled = _filled_in_live(live, f.name) if emptied else 0.0
+            if filled:
                 vanished.append(name)
-                filled = 1 - live[f.name].null_count / live.num_rows
                 problems.append(f"column {name} is empty in all {table.num_rows} rows but {_pct(filled)} filled "
                                 "in live: the source stopped sending it, or its mapping broke")
             allowed = ENUM_COLUMNS.get((entity, f.name))
@@ -445,19 +461,20 @@ class Coverage:
         return _share(self.under_notice_covered, self.under_notice)
 
 
-def coverage(tables: dict[str, pa.Table]) -> Coverage:
+def coverage(tables: Mapping[str, Table]) -> Coverage:
     """How well the trainee fields map onto recommendations, and under-notice doctors have one."""
     recs, doctors = tables["recommendations"], tables["doctors"]
     filled: pa.Array | None = None
     shares: dict[str, float] = {}
     for name in MAPPED_FIELDS:
-        valid = pc.is_valid(recs[name])
-        shares[name] = _share(recs.num_rows - recs[name].null_count, recs.num_rows)
-        filled = valid if filled is None else pc.and_(filled, valid)
-    notice = doctors.filter(pc.fill_null(pc.is_in(doctors["under_notice"], value_set=pa.array(UNDER_NOTICE)), False))
-    covered = _count(pc.is_in(notice[GMC], value_set=pc.unique(recs[GMC].combine_chunks())))
+        column = recs[name]
+        shares[name] = _share(recs.num_rows - column.null_count, recs.num_rows)
+        filled = pc.is_valid(column) if filled is None else pc.and_(filled, pc.is_valid(column))
+    notice = pc.fill_null(pc.is_in(doctors["under_notice"], value_set=pa.array(UNDER_NOTICE)), False)
+    numbers = doctors[GMC].filter(notice)
+    covered = _count(pc.is_in(numbers, value_set=pc.unique(recs[GMC].combine_chunks())))
     return Coverage(rows=recs.num_rows, fully_mapped=_count(filled) if filled is not None else 0, fields=shares,
-                    under_notice=notice.num_rows, under_notice_covered=covered)
+                    under_notice=len(numbers), under_notice_covered=covered)
 
 
 def check_mapping_coverage(data: CandidateData, thresholds: Thresholds) -> CheckResult:
@@ -561,7 +578,7 @@ def _tally(*parts: pa.Array | pa.ChunkedArray) -> dict[str, int]:
     return counts
 
 
-def entity_drift(entity: str, new: pa.Table, old: pa.Table, live: pa.Table | None = None) -> EntityDrift:
+def entity_drift(entity: str, new: pa.Table, old: Table, live: Table | None = None) -> EntityDrift:
     """Rows added, removed and changed (by key), in total and per designated body.
 
     `new` and `old` may be parts of the candidate and live (the batches that differ); `live` is
@@ -577,17 +594,18 @@ def entity_drift(entity: str, new: pa.Table, old: pa.Table, live: pa.Table | Non
     pairs_new, pairs_old = at_new.filter(both), at_old.filter(both)
     changed = pa.array(np.zeros(len(pairs_new), dtype=bool))
     for column in columns:
-        pair = new[column].take(pairs_new), old[column].take(pairs_old)
+        sides = new[column], old[column]
+        pair = sides[0].take(pairs_new), sides[1].take(pairs_old)
         differs = _differs(*pair)
         changed = pc.or_(changed, differs)
         if column == DB:  # kept for the per-body tallies below
-            (db_new, db_old), moved = pair, differs
+            (all_db_new, all_db_old), (db_new, db_old), moved = sides, pair, differs
     bodies: dict[str, dict[str, int]] = {}
     if DB in columns:
         tallies = {
-            "live_rows": _tally(live[DB]),
-            "lost": _tally(old[DB].take(at_old.filter(pc.invert(in_new))), db_old.filter(moved)),
-            "added": _tally(new[DB].take(at_new.filter(pc.invert(in_old))), db_new.filter(moved)),
+            "live_rows": _tally(all_db_old if live is old else live[DB]),
+            "lost": _tally(all_db_old.take(at_old.filter(pc.invert(in_new))), db_old.filter(moved)),
+            "added": _tally(all_db_new.take(at_new.filter(pc.invert(in_old))), db_new.filter(moved)),
             "changed": _tally(db_old.filter(pc.and_(changed, pc.invert(moved)))),
         }
         for name, counts in tallies.items():

@@ -18,13 +18,14 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reval_assets.parallel import map_in_threads
 from reval_assets.store.files import atomic_write, private_dir
 
 VERSION_ID = re.compile(r"^v\d{8}_\d{6}_[0-9a-f]{6}$")
@@ -136,6 +137,38 @@ class _RecentTables:
 _RECENT = _RecentTables(limit_bytes=256 * 2**20)
 
 
+@dataclass(frozen=True)
+class LazyTable:
+    """A table kept as its files (one part each) and read a column at a time, when asked.
+
+    It answers what the checks ask of a `pa.Table` (`num_rows`, `column_names`, `table[name]`),
+    so they can hold the live version's columns one or two at a time instead of all of it beside
+    the candidate.
+    """
+
+    schema: pa.Schema
+    rows: tuple[int, ...]  # of each part
+    readers: tuple[Callable[[str], pa.ChunkedArray], ...]  # each reads one column of its part
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.rows)
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    def __getitem__(self, name: str) -> pa.ChunkedArray:
+        kind = self.schema.field(name).type  # KeyError for a column the table lacks, as pa.Table raises
+        columns = map_in_threads(lambda read: read(name), self.readers)
+        return pa.chunked_array([chunk for column in columns for chunk in column.chunks], type=kind)
+
+    def parts(self, keep: Sequence[bool]) -> LazyTable:
+        """The table of the parts whose `keep` is true."""
+        chosen = [i for i, wanted in enumerate(keep) if wanted]
+        return LazyTable(self.schema, tuple(self.rows[i] for i in chosen), tuple(self.readers[i] for i in chosen))
+
+
 class SnapshotStore:
     def __init__(self, root: Path | str):
         self.root = private_dir(Path(root))
@@ -166,6 +199,31 @@ class SnapshotStore:
             return kept
         data = self.read_bytes(ref) if verify else (self.root / ref.path).read_bytes()
         return pq.read_table(pa.BufferReader(data))
+
+    def read_column(self, ref: FileRef, name: str) -> pa.ChunkedArray:
+        """One column of the file, unverified (from memory when this process wrote it with `keep=True`)."""
+        kept = _RECENT.get(ref.sha256)
+        return kept[name] if kept is not None else self._parquet_file(ref).read(columns=[name])[name]
+
+    def _parquet_file(self, ref: FileRef) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.root / ref.path)
+        except FileNotFoundError:
+            raise CorruptFileError(self.root / ref.path, "file is missing") from None
+
+    def lazy_table(self, refs: Sequence[FileRef], *, in_memory: dict[str, pa.Table] | None = None) -> LazyTable:
+        """The files' table, read a column at a time; a file whose table is `in_memory` (by sha256) is read there."""
+        if not refs:
+            raise ValueError("a table needs at least one file")
+        held = in_memory or {}
+
+        def reader(ref: FileRef) -> Callable[[str], pa.ChunkedArray]:
+            table = held.get(ref.sha256)
+            return (lambda name: table[name]) if table is not None else (lambda name: self.read_column(ref, name))
+
+        first = held.get(refs[0].sha256)
+        schema = first.schema if first is not None else self._parquet_file(refs[0]).schema_arrow
+        return LazyTable(schema, tuple(ref.rows for ref in refs), tuple(reader(ref) for ref in refs))
 
     def read_bytes(self, ref: FileRef) -> bytes:
         """The file's bytes, after checking them against the recorded sha256."""
