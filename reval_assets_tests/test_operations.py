@@ -5,6 +5,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from reval_assets.domain.batching import batch_of_one
@@ -12,6 +13,7 @@ from reval_assets.pipeline import operations
 from reval_assets.quality.checks import drift_changes, run_checks
 from reval_assets.sources.base import WireInput
 from reval_assets.sources.synthetic import SyntheticSource
+from reval_assets.store import snapshots
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
 
@@ -148,24 +150,40 @@ def test_partial_resync_after_a_blocked_sync_keeps_live_files_for_the_other_batc
         "recommendations"] > 0
 
 
+class _RecordedReads:
+    """A Parquet file whose reads are recorded as (path, columns asked for: None for all)."""
+
+    def __init__(self, file: pq.ParquetFile, path: str, reads: list[tuple[str, list[str] | None]]):
+        self.file, self.path, self.reads = file, path, reads
+        self.schema_arrow = file.schema_arrow
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        self.reads.append((self.path, columns))
+        return self.file.read(columns=columns)
+
+
 def test_the_checks_read_each_file_once_and_only_live_columns_of_the_batch_that_changed(runtime, monkeypatch):
     live = publish(runtime)
     resync = stage(runtime, SyntheticSource(doctors=1500, seed=8), batches=[2], thresholds=NEW_POPULATION)
+    monkeypatch.setattr(snapshots, "SMALL_FILE_ROWS", 0)  # read as a national sync's files are: by column
+    monkeypatch.setattr(snapshots, "_RECENT", snapshots._RecentTables(0))  # live was written by an earlier sync
     tables: list[str] = []
-    columns: list[tuple[str, str]] = []
-    read_table, read_column = runtime.snapshots.read_table, runtime.snapshots.read_column
+    live_reads: list[tuple[str, list[str] | None]] = []
+    read_table, parquet_file = runtime.snapshots.read_table, runtime.snapshots._parquet_file
     monkeypatch.setattr(runtime.snapshots, "read_table", lambda ref, **kw: tables.append(ref.sha256)
                         or read_table(ref, **kw))
-    monkeypatch.setattr(runtime.snapshots, "read_column", lambda ref, name: columns.append((ref.path, name))
-                        or read_column(ref, name))
+    monkeypatch.setattr(runtime.snapshots, "_parquet_file",
+                        lambda ref: _RecordedReads(parquet_file(ref), ref.path, live_reads))
     manifest, live_manifest = runtime.snapshots.manifest(resync), runtime.snapshots.manifest(live)
     data = operations.candidate_data(runtime, manifest)
     assert data.live_version == live
     assert sorted(tables) == sorted(ref.sha256 for ref in manifest.all_files())  # the candidate's 48, once each
     assert all([pair.same for pair in data.layout[e]] == [b != 2 for b in range(16)] for e in data.tables)
+    assert not live_reads  # live is read when a check asks
     run_checks(data)
     # Live's other 45 files are the candidate's, read already; batch 2's old ones, a column at a time, never whole.
-    assert {path for path, _ in columns} == {refs[2].path for refs in live_manifest.files.values()}
+    assert {path for path, _ in live_reads} == {refs[2].path for refs in live_manifest.files.values()}
+    assert all(columns is not None and len(columns) == 1 for _, columns in live_reads)
     drift = next(c for c in json.loads(runtime.live.version(resync)["checks"]) if c["name"] == "drift")
     assert drift_changes(drift["metadata"]) == operations.diff(runtime, live, resync)
 

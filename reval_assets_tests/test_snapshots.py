@@ -119,12 +119,26 @@ def test_tables_kept_in_memory_are_bounded_and_the_oldest_go_first(tmp_path, mon
     assert store.read_table(refs[2], verify=False)["n"][0].as_py() == 200
 
 
-def test_a_lazy_table_reads_a_column_of_its_files_only_when_asked_and_answers_as_the_whole_table(tmp_path):
+@pytest.fixture(params=["column by column", "small files whole"])
+def lazy_reads(request, monkeypatch):
+    """Both ways a lazy table reads a file: a column at a time, or (a small file) whole, once."""
+    from reval_assets.store import snapshots
+
+    if request.param == "column by column":
+        monkeypatch.setattr(snapshots, "SMALL_FILE_ROWS", 0)
+    return request.param
+
+
+def test_a_lazy_table_reads_its_files_only_when_asked_and_answers_as_the_whole_table(tmp_path, lazy_reads):
     store = SnapshotStore(tmp_path)
     parts = [pa.table({"n": list(range(b * 10, b * 10 + 10)), "name": [f"x{b}"] * 10}) for b in range(3)]
     refs = [store.put_table("doctors", b, part)[0] for b, part in enumerate(parts)]
     in_memory = {refs[1].sha256: parts[1]}
     lazy = store.lazy_table(refs, in_memory=in_memory)
+    (tmp_path / refs[0].path).unlink()
+    with pytest.raises(CorruptFileError):  # nothing was read before a column was asked for
+        lazy["n"]
+    store.put_table("doctors", 0, parts[0])
     whole = pa.concat_tables(parts)
     assert (lazy.num_rows, lazy.column_names) == (whole.num_rows, whole.column_names)
     assert lazy["n"].equals(whole["n"]) and lazy["name"].equals(whole["name"])
@@ -134,7 +148,7 @@ def test_a_lazy_table_reads_a_column_of_its_files_only_when_asked_and_answers_as
         lazy["missing"]
 
 
-def test_a_lazy_table_whose_file_is_gone_says_which_file(tmp_path):
+def test_a_lazy_table_whose_file_is_gone_says_which_file(tmp_path, lazy_reads):
     store = SnapshotStore(tmp_path)
     refs = [store.put_table("doctors", b, pa.table({"n": [b]}))[0] for b in range(2)]
     lazy = store.lazy_table(refs)
