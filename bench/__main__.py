@@ -57,7 +57,7 @@ PROFILES: dict[str, dict] = {
     "small": {
         "scales": [10_000, HEE],
         "repeats": 3,
-        "resync_scales": [HEE],
+        "resync_scales": [10_000, HEE],
         "versions_doctors": 10_000,
         "milestones": [1, 2, 10, 50, 100],
         "publish_samples": 10,
@@ -73,7 +73,7 @@ PROFILES: dict[str, dict] = {
     "full": {
         "scales": [10_000, HEE, NATIONAL],
         "repeats": 3,
-        "resync_scales": [HEE, NATIONAL],
+        "resync_scales": [10_000, HEE, NATIONAL],  # 10,000: a resync's fixed cost, next to no data
         "versions_doctors": 10_000,
         "milestones": [1, 2, 10, 100, 500, 1000],
         "publish_samples": 20,
@@ -275,6 +275,8 @@ def run_stages_section(config: dict, backends: list[str], workdir: Path, notes: 
                     [r["rows_loaded"] / (r["seconds"]["staging_load"] + r["seconds"]["index_build"]) for r in runs]
                 ),
                 "rollback_verify_seconds": summary([r["rollback_verify_seconds"] for r in runs]),
+                "loader_ceiling": {k: summary([r["loader_ceiling"][k] for r in runs])
+                                   for k in runs[0]["loader_ceiling"] if k.endswith("_rows_per_second")},
                 "snapshot_bytes": runs[0]["snapshot_bytes"],
                 "max_rss_bytes": summary([r["max_rss_bytes"] for r in runs]),
             }

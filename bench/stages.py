@@ -14,6 +14,10 @@ only), so every stage is the real code path of `reval sync`:
 | views | the version's views and its catalog row (`LiveStore.stage`) |
 | checks | `check_candidate`: reading the candidate back, the blocking checks, recording them |
 | publish | `operations.publish`: re-point 4 views + pointer + audit in one transaction |
+
+After the sync, `loader_ceiling` loads the same batch tables again, already in memory and already
+typed as the load hands them to the driver, into an empty database: the bulk loader's own rate on
+this machine, which no code of ours can beat (and, on PostgreSQL, a second bulk path beside it).
 """
 
 from __future__ import annotations
@@ -25,8 +29,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import STAGES
+
+if TYPE_CHECKING:
+    from reval_assets.pipeline.runtime import Runtime
+    from reval_assets.store.snapshots import Manifest
 
 
 class _Clock:
@@ -204,8 +213,7 @@ def run_stages(*, url: str, home: str, doctors: int, seed: int = 0) -> dict:
     timed["transforms"] = sum(detail.values())
     seconds = {k: timed.get(k, 0.0) for k in STAGES}
     seconds["other"] = max(0.0, total - sum(seconds.values()))
-    runtime.close()
-    return {
+    result = {
         "doctors": doctors,
         "rows": rows,
         "rows_total": sum(rows.values()),
@@ -218,3 +226,89 @@ def run_stages(*, url: str, home: str, doctors: int, seed: int = 0) -> dict:
         "total_seconds": total,
         "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
+    result["loader_ceiling"] = loader_ceiling(runtime, candidate.manifest, home=Path(home))  # after the peak is read
+    runtime.close()
+    return result
+
+
+def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
+    """Rows/s of bare bulk loads of the candidate's batch tables into an empty database.
+
+    The tables are read, cast and (for SQLite) formatted before the clock starts; then each is a
+    `CREATE TABLE`, the ingest and a commit, over as many connections as the staging load uses. No
+    indexes, no registry rows. PostgreSQL also gets psycopg's `COPY ... FROM STDIN (FORMAT csv)` of
+    the CSV that Arrow writes, another bulk path, to show that ADBC's binary COPY is not the limit.
+    """
+    from reval_assets.domain.schemas import ENTITY_SPECS
+    from reval_assets.parallel import map_in_threads
+    from reval_assets.store import bulk
+    from reval_assets.store.live import LOAD_CONNECTIONS
+
+    dialect = runtime.live.dialect
+    tables = []
+    for entity, refs in manifest.files.items():
+        for ref in refs:
+            data = runtime.snapshots.read_table(ref, verify=False).cast(ENTITY_SPECS[entity].schema)
+            tables.append(bulk.as_sqlite_text(data) if dialect == "sqlite" else data)
+    rows = sum(t.num_rows for t in tables)
+    connections = LOAD_CONNECTIONS[dialect]
+    shares = [list(enumerate(tables))[i::connections] for i in range(connections)]
+    if dialect == "sqlite":
+        url = f"sqlite:///{home / 'loader_ceiling.db'}"
+        schema = None
+    else:
+        url, schema = runtime.settings.live_url, "loader_ceiling"
+        _recreate_schema(url, schema)
+
+    def adbc_share(share: list) -> None:
+        with bulk.adbc_connection(url) as connection, connection.cursor() as cursor:
+            for i, data in share:
+                ddl = bulk.create_table_sql(dialect, f"t{i}", data.schema)
+                cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}.") if schema else ddl)
+                cursor.adbc_ingest(f"t{i}", data, mode="append", db_schema_name=schema)
+                connection.commit()
+
+    out = {"rows": rows, "connections": connections}
+    started = time.perf_counter()
+    map_in_threads(adbc_share, shares, workers=connections)
+    out["adbc_rows_per_second"] = rows / (time.perf_counter() - started)
+    if dialect == "postgresql":
+        _recreate_schema(url, schema)
+        started = time.perf_counter()
+        map_in_threads(lambda share: _copy_csv(url, schema, share), shares, workers=connections)
+        out["psycopg_csv_copy_rows_per_second"] = rows / (time.perf_counter() - started)
+        _recreate_schema(url, schema, create=False)
+    return out
+
+
+def _psycopg(url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from reval_assets.store.bulk import adbc_uri
+
+    return psycopg.connect(adbc_uri(url), **kwargs)
+
+
+def _recreate_schema(url: str, schema: str, *, create: bool = True) -> None:
+    with _psycopg(url, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if create:
+            connection.execute(f"CREATE SCHEMA {schema}")
+
+
+def _copy_csv(url: str, schema: str, share: list) -> None:
+    import io
+
+    import pyarrow.csv as pcsv
+
+    from reval_assets.store import bulk
+
+    with _psycopg(url) as connection, connection.cursor() as cursor:
+        for i, data in share:
+            ddl = bulk.create_table_sql("postgresql", f"t{i}", data.schema)
+            cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}."))
+            text = io.BytesIO()
+            pcsv.write_csv(data, text, pcsv.WriteOptions(include_header=False))
+            with cursor.copy(f"COPY {schema}.t{i} FROM STDIN (FORMAT csv)") as copy:
+                copy.write(text.getbuffer())
+            connection.commit()
