@@ -319,7 +319,7 @@ def _floors(r: dict, add) -> None:  # type: ignore[no-untyped-def]
     rows.append(("≥ 1,000× one doctor per transaction at hee", cells))
     if all(c == "—" for _, cells in rows for c in cells):
         return
-    add("What the ratio targets need at hee, against lower bounds measured in this pass. A sync of 10,000 "
+    add("What the unmet ratio targets need, against lower bounds measured in this pass. A sync of 10,000 "
         "doctors does less of every kind of work than one of 100,000, so it cannot take longer; most of it is "
         "the part that does not shrink with the data (the Dagster instance, two runs and their events; compare "
         "the stage-by-stage total without Dagster below). Every sync reads the export whole, because real "
