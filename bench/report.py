@@ -317,7 +317,8 @@ def _floors(r: dict, add) -> None:  # type: ignore[no-untyped-def]
         floor = get(r, "stages", b, HEE, "seconds", "source", "median")
         cells.append(need_vs_floor(theirs / 1000 if theirs else None, floor, "generating the export alone"))
     rows.append(("≥ 1,000× one doctor per transaction at hee", cells))
-    if all(c == "—" for _, cells in rows for c in cells):
+    rows = [(label, cells) for label, cells in rows if any(c != "—" for c in cells)]  # figures this pass has
+    if not rows:
         return
     add("What the unmet ratio targets need, against lower bounds measured in this pass. A sync of 10,000 "
         "doctors does less of every kind of work than one of 100,000, so it cannot take longer; most of it is "

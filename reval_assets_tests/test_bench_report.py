@@ -52,8 +52,7 @@ def test_floors_say_when_a_fixed_cost_is_above_what_a_ratio_target_needs() -> No
     # 15 % of 4.8 s; the floor is hee's export (0.3 s) plus the small resync without its export (1.3 - 0.1 s)
     assert "needs ≤ 0.72 s; generating its export (0.30 s) plus a one-batch resync of 10,000 doctors without " \
            "its own (1.30 s − 0.10 s) takes 1.50 s (above it)" in one_batch
-    national = next(line for line in lines if line.startswith("| one-batch resync ≤ 15 % at national"))
-    assert national == "| one-batch resync ≤ 15 % at national | — | — |", "no national figures, no claim"
+    assert not any("at national" in line for line in lines), "no national figures, so no national row"
     dlt = next(line for line in lines if line.startswith("| ≥ 5× dlt"))
     # dlt's side is our source and transforms plus its replace run: 0.3 + 0.8 + 5.0 s, a fifth of it 1.22 s
     assert "needs ≤ 1.22 s; a cold sync of 10,000 doctors takes 2.90 s (above it)" in dlt
