@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 from bench.common import STAGES
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from reval_assets.pipeline.runtime import Runtime
     from reval_assets.store.snapshots import Manifest
 
@@ -252,7 +254,8 @@ def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
             tables.append(bulk.as_sqlite_text(data) if dialect == "sqlite" else data)
     rows = sum(t.num_rows for t in tables)
     connections = LOAD_CONNECTIONS[dialect]
-    shares = [list(enumerate(tables))[i::connections] for i in range(connections)]
+    numbered = list(enumerate(tables))
+    shares = [numbered[i::connections] for i in range(connections)]
     if dialect == "sqlite":
         url = f"sqlite:///{home / 'loader_ceiling.db'}"
         schema = None
@@ -263,8 +266,7 @@ def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
     def adbc_share(share: list) -> None:
         with bulk.adbc_connection(url) as connection, connection.cursor() as cursor:
             for i, data in share:
-                ddl = bulk.create_table_sql(dialect, f"t{i}", data.schema)
-                cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}.") if schema else ddl)
+                _create_table(cursor, dialect, schema, f"t{i}", data)
                 cursor.adbc_ingest(f"t{i}", data, mode="append", db_schema_name=schema)
                 connection.commit()
 
@@ -279,6 +281,14 @@ def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
         out["psycopg_csv_copy_rows_per_second"] = rows / (time.perf_counter() - started)
         _recreate_schema(url, schema, create=False)
     return out
+
+
+def _create_table(cursor: object, dialect: str, schema: str | None, name: str, data: pa.Table) -> None:
+    """The staging load's `CREATE TABLE` for `data`, in `schema` where one is given (PostgreSQL)."""
+    from reval_assets.store import bulk
+
+    ddl = bulk.create_table_sql(dialect, name, data.schema)
+    cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}.", 1) if schema else ddl)
 
 
 def _psycopg(url: str, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -301,12 +311,9 @@ def _copy_csv(url: str, schema: str, share: list) -> None:
 
     import pyarrow.csv as pcsv
 
-    from reval_assets.store import bulk
-
     with _psycopg(url) as connection, connection.cursor() as cursor:
         for i, data in share:
-            ddl = bulk.create_table_sql("postgresql", f"t{i}", data.schema)
-            cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}."))
+            _create_table(cursor, "postgresql", schema, f"t{i}", data)
             text = io.BytesIO()
             pcsv.write_csv(data, text, pcsv.WriteOptions(include_header=False))
             with cursor.copy(f"COPY {schema}.t{i} FROM STDIN (FORMAT csv)") as copy:
