@@ -11,6 +11,7 @@ import pytest
 from reval_assets.domain.batching import batch_of_one, split_by_batch
 from reval_assets.domain.conform import conform, rows_of_batches
 from reval_assets.domain.schemas import RAW_SPECS, RECOMMENDATION_RECORDS
+from reval_assets.domain.summaries import InputSummary
 from reval_assets.pipeline.steps import MissingBatchError, land, land_batch
 from reval_assets.quality.checks import CandidateData, Export, InputReport, Thresholds, check_quarantine_budget
 from reval_assets.sources.base import WireInput
@@ -125,7 +126,7 @@ def test_the_quarantine_budget_of_a_partial_landing_is_of_its_batches_records_an
     source = SyntheticSource(doctors=1500, seed=7, faults=("malformed_dates",))
     landing = land(source, SnapshotStore(tmp_path), BATCHES, only=[2])
     summary = {**landing.counts["gmc_doctors"], **landing.details["gmc_doctors"]}  # as the manifest keeps it
-    report = InputReport.from_summary("gmc_doctors", summary)
+    report = InputReport.from_summary("gmc_doctors", InputSummary.from_dict(summary))
     assert (report.batches, report.records, report.quarantined) == ((2,), 87, 1)
     export = Export(key=landing.key, source=source.description, batches=(2,), exported_at=None,
                     inputs={"gmc_doctors": report})

@@ -1,4 +1,4 @@
-"""The revalidation domain: enums, schemas, batching and the wire-to-canonical mapping.
+"""The revalidation domain: enums, schemas, batching, the wire-to-canonical mapping and the landing summaries.
 
 Nothing here imports Dagster or touches a database.
 """

@@ -13,9 +13,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reval_assets.domain.enums import QuarantineReason
+from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.schemas import RAW_SPECS
+from reval_assets.domain.summaries import ReasonCount
+from reval_assets.quality.text import cut
 
-GMC = "gmc_reference_number"
 EXAMPLES = 3  # example values kept per reason
 # Inputs whose records must each belong to a doctor (a GMC or TIS record with the same number).
 DEPENDENT_INPUTS: tuple[str, ...] = ("recommendation_records", "connection_logs")
@@ -23,17 +26,27 @@ DOCTOR_INPUTS: tuple[str, ...] = ("gmc_doctors", "tis_trainees")
 
 
 def quarantine_reasons(quarantine: pa.Table) -> list[dict]:
-    """Per (wire field, problem): how many records, and a few example values; most frequent first."""
+    """Per (wire field, reason code): how many records, a few example values and, for an unknown value,
+    the allowed ones; most frequent first. As `ReasonCount.to_dict`, for the landing's JSON."""
     if quarantine.num_rows == 0:
         return []
-    counts = quarantine.group_by(["field", "problem"], use_threads=False).aggregate([("record", "count_distinct")])
+    keys = ["field", "code", "problem"]
+    counts = quarantine.group_by(keys, use_threads=False).aggregate([("record", "count_distinct")])
     reasons = []
     for row in counts.to_pylist():
-        mask = pc.and_(pc.equal(quarantine["field"], row["field"]), pc.equal(quarantine["problem"], row["problem"]))
-        values = pc.unique(quarantine.filter(mask)["value"]).to_pylist()[:EXAMPLES]
-        reasons.append({"field": row["field"], "problem": row["problem"], "records": row["record_count_distinct"],
-                        "examples": values})
-    return sorted(reasons, key=lambda r: (-r["records"], r["field"], r["problem"]))
+        mask = pc.and_(pc.equal(quarantine["field"], row["field"]), pc.equal(quarantine["code"], row["code"]))
+        rows = quarantine.filter(pc.and_(mask, pc.equal(quarantine["problem"], row["problem"])))
+        values = [_cut(v) for v in pc.unique(rows["value"]).to_pylist()[:EXAMPLES]]
+        reasons.append(ReasonCount(field=row["field"], code=QuarantineReason(row["code"]), problem=row["problem"],
+                                   records=row["record_count_distinct"], examples=tuple(values),
+                                   allowed=tuple(rows["allowed"][0].as_py() or ())))
+    reasons.sort(key=lambda r: (-r.records, r.field, r.problem))
+    return [r.to_dict() for r in reasons]
+
+
+def _cut(value: str | None) -> str | None:
+    """An example value cut short (the quarantine holds the whole value and record)."""
+    return None if value is None else cut(value)
 
 
 def unmatched(name: str, table: pa.Table, doctors: pa.Array) -> dict:

@@ -16,10 +16,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reval_assets.domain.schemas import RAW_SPECS
+from reval_assets.domain.schemas import RAW_SPECS, RECORD_COLUMN
 from reval_assets.sources.base import WireInput
 
-RECORD_COLUMN = "_record"
 RECOMMENDATIONS = "recommendation_records"
 _INTEGER_FIELDS = ("tcsPersonId",)  # sent by TIS as a JSON number
 _INTEGER_TEXT = r"^-?(0|[1-9][0-9]{0,17})$"  # only texts that survive int() -> str() unchanged

@@ -30,13 +30,12 @@ from reval_assets.domain.designated_bodies import (
     DESIGNATED_BODY_CODES,
     OWNER_TO_DESIGNATED_BODY,
 )
-from reval_assets.domain.schemas import RAW_SPECS, RawSpec
+from reval_assets.domain.schemas import MAPPED_TRAINEE_FIELDS, RAW_SPECS, RECORD_COLUMN, RawSpec
 from reval_assets.sources.base import WireInput
 
 GENERATOR_VERSION = "1"
 AS_OF = date(2023, 12, 11)
 ORIGIN = "synthetic"
-RECORD_COLUMN = "_record"
 
 _EPOCH = date(1970, 1, 1)
 _DAY = 86_400
@@ -510,13 +509,9 @@ Tables = dict[str, pa.Table]
 _HANDFUL = 5
 _UNMAPPED_SHARE = 0.8
 _MISSING_SHARE = 0.4
-_MAPPED_TRAINEE_FIELDS = (
-    "doctorFirstName",
-    "doctorLastName",
-    "programmeName",
-    "programmeMembershipType",
-    "curriculumEndDate",
-)
+# The wire names of the mapped trainee fields TIS sends (the others come from GMC).
+_MAPPED_TRAINEE_FIELDS = tuple(RAW_SPECS["tis_trainees"].column(name).wire for name in MAPPED_TRAINEE_FIELDS
+                               if name in RAW_SPECS["tis_trainees"].schema.names)
 
 
 def _handful(rng: np.random.Generator, rows: int, size: int = _HANDFUL) -> np.ndarray:

@@ -11,18 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reval_assets.domain.enums import ConnectionStatus, RecommendationStatus
-from reval_assets.domain.schemas import CONNECTIONS, DOCTORS, RECOMMENDATIONS
-
-GMC = "gmc_reference_number"
-MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
-    "doctor_first_name",
-    "doctor_last_name",
-    "programme_name",
-    "membership_type",
-    "curriculum_end_date",
-    "designated_body_code",
-    "under_notice",
-)
+from reval_assets.domain.schemas import CONNECTIONS, DOCTORS, MAPPED_TRAINEE_FIELDS, RECOMMENDATIONS
+from reval_assets.domain.schemas import GMC_NUMBER as GMC
 
 
 def is_discrepancy(gmc_code: pa.Array, tis_code: pa.Array) -> pa.Array:

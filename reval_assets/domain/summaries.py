@@ -1,0 +1,147 @@
+"""What a landing recorded about the source, per input: the typed records a manifest keeps.
+
+The quality checks read these (a quarantined record leaves no row in the tables). Each record
+writes itself to the JSON keys manifests have always held, and reads manifests written before
+it existed: a missing key takes its default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reval_assets.domain.enums import QuarantineReason
+
+# How `conform` worded each reason before quarantine rows carried a code (first match wins).
+_LEGACY_PROBLEMS: tuple[tuple[str, QuarantineReason], ...] = (
+    ("unknown value", QuarantineReason.UNKNOWN_VALUE),
+    ("duplicate key", QuarantineReason.DUPLICATE_KEY),
+    ("missing required field", QuarantineReason.MISSING),
+    ("malformed text: control character", QuarantineReason.CONTROL_CHARACTER),
+    ("malformed text: over", QuarantineReason.TOO_LONG),
+)
+_LEGACY_ALLOWED = "expected one of "
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """Records of one input quarantined for one reason with one (wire) field."""
+
+    field: str
+    code: QuarantineReason
+    problem: str  # the reason as people read it
+    records: int
+    examples: tuple[str | None, ...] = ()
+    allowed: tuple[str, ...] = ()  # for an unknown value: the values the schema allows
+
+    def to_dict(self) -> dict:
+        return {"field": self.field, "code": self.code.value, "problem": self.problem, "records": self.records,
+                "examples": list(self.examples), "allowed": list(self.allowed)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ReasonCount:
+        problem = str(data["problem"])
+        code = QuarantineReason(data["code"]) if data.get("code") else _legacy_code(problem)
+        allowed = data.get("allowed")
+        if allowed is None and code is QuarantineReason.UNKNOWN_VALUE:
+            allowed = problem.partition(_LEGACY_ALLOWED)[2].split(", ")
+        return cls(field=str(data["field"]), code=code, problem=problem, records=int(data["records"]),
+                   examples=tuple(data.get("examples", ())), allowed=tuple(allowed or ()))
+
+
+def _legacy_code(problem: str) -> QuarantineReason:
+    """The code of a reason recorded before codes were (its prose is all an old manifest or landing holds)."""
+    return next((code for start, code in _LEGACY_PROBLEMS if problem.startswith(start)), QuarantineReason.MALFORMED)
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """Records that point at a doctor in neither the GMC nor the TIS export."""
+
+    records: int = 0
+    examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"records": self.records, "examples": list(self.examples)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Unmatched:
+        return cls(records=int(data.get("records", 0)), examples=tuple(data.get("examples", ())))
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """What a landing said about one raw input: counts, input-level problems, quarantine reasons, orphans.
+
+    A partial landing's counts are of its batches' records (and of any record in no batch).
+    """
+
+    records: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    origin: str = ""
+    problems: tuple[str, ...] = ()  # the input could not be read as a whole
+    export_records: int | None = None  # records in the whole export (a partial landing lands fewer)
+    reasons: tuple[ReasonCount, ...] = ()
+    landed_batches: tuple[int, ...] = ()  # empty: every batch
+    unmatched: Unmatched | None = None  # kept only for inputs whose records must belong to a doctor
+
+    def to_dict(self) -> dict:
+        body: dict = {"records": self.records, "kept": self.kept, "quarantined": self.quarantined,
+                      "origin": self.origin, "problems": list(self.problems),
+                      "reasons": [r.to_dict() for r in self.reasons]}
+        if self.export_records is not None:
+            body["export_records"] = self.export_records
+        if self.landed_batches:
+            body["landed_batches"] = list(self.landed_batches)
+        if self.unmatched is not None:
+            body["unmatched"] = self.unmatched.to_dict()
+        return body
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> InputSummary:
+        unmatched = data.get("unmatched")
+        exported = data.get("export_records")
+        return cls(
+            records=int(data.get("records", 0)),
+            kept=int(data.get("kept", 0)),
+            quarantined=int(data.get("quarantined", 0)),
+            origin=data.get("origin") or "",
+            problems=tuple(data.get("problems", ())),
+            export_records=None if exported is None else int(exported),
+            reasons=tuple(ReasonCount.from_dict(r) for r in data.get("reasons", ())),
+            landed_batches=tuple(data.get("landed_batches", ())),
+            unmatched=None if unmatched is None else Unmatched.from_dict(unmatched),
+        )
+
+
+@dataclass(frozen=True)
+class LandingSummary:
+    """One landing a version's batches were built from: its batches, export time and inputs."""
+
+    source: str = "unknown"
+    inputs: dict[str, InputSummary] = field(default_factory=dict)
+    batches: tuple[int, ...] = ()
+    exported_at: str | None = None  # ISO time; None: not recorded
+    landed_at: str | None = None
+    missing: bool = False  # gc removed the landing and no manifest had recorded it
+
+    def to_dict(self) -> dict:
+        body: dict = {"source": self.source, "inputs": {name: s.to_dict() for name, s in self.inputs.items()},
+                      "batches": list(self.batches), "exported_at": self.exported_at}
+        if self.landed_at is not None:
+            body["landed_at"] = self.landed_at
+        if self.missing:
+            body["missing"] = True
+        return body
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> LandingSummary:
+        return cls(
+            source=data.get("source", "unknown"),
+            inputs={name: InputSummary.from_dict(s) for name, s in data.get("inputs", {}).items()},
+            batches=tuple(data.get("batches", ())),
+            exported_at=data.get("exported_at"),
+            landed_at=data.get("landed_at"),
+            missing=bool(data.get("missing", False)),
+        )

@@ -1,0 +1,75 @@
+"""`referential_integrity`: connections and recommendations belong to a doctor (in the candidate and in
+what the source sent); designated bodies are known; discrepancy flags agree with the codes."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reval_assets.domain.designated_bodies import DESIGNATED_BODY_CODES
+from reval_assets.domain.schemas import DESIGNATED_BODY as DB
+from reval_assets.domain.schemas import GMC_NUMBER as GMC
+from reval_assets.domain.schemas import TIS_DESIGNATED_BODY as TIS_DB
+from reval_assets.quality.measure import count, outside
+from reval_assets.quality.model import CandidateData, CheckResult
+from reval_assets.quality.text import examples
+from reval_assets.quality.thresholds import Thresholds
+from reval_assets.transforms.build import is_discrepancy
+
+RECOMMENDATIONS = "recommendation_records"
+# Columns holding a designated-body code, per entity.
+BODY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "doctors": (DB, TIS_DB),
+    "connections": (DB, TIS_DB),
+    "recommendations": (DB,),
+}
+
+
+def check_referential_integrity(data: CandidateData, thresholds: Thresholds) -> CheckResult:
+    """Connections and recommendations belong to a doctor; designated bodies are known; discrepancy flags agree."""
+    problems: list[str] = []
+    doctors = pc.unique(data.tables["doctors"][GMC].combine_chunks())
+    orphans: dict[str, int] = {}
+    for entity in ("connections", "recommendations"):
+        numbers = data.tables[entity][GMC]
+        missing = numbers.filter(pc.invert(pc.is_in(numbers, value_set=doctors)))
+        orphans[entity] = len(missing)
+        if len(missing):
+            problems.append(f"{len(missing)} {entity} rows belong to no doctor in this version"
+                            f"{examples(pc.unique(missing).to_pylist()[:3])}")
+    unmatched = {name: sum(r.unmatched for r in data.inputs(name)) for name in ("connection_logs", RECOMMENDATIONS)}
+    if sum(unmatched.values()) > thresholds.max_unmatched_records:
+        for report in data.inputs():
+            if report.unmatched:
+                what = ("current connection(s) (latest request an ADD)" if report.input == "connection_logs"
+                        else "record(s)")
+                problems.append(f"{report.file}: {report.unmatched} {what} point at a doctor who is in neither "
+                                f"the GMC nor the TIS export{examples(report.unmatched_examples)}")
+    known = pa.array(DESIGNATED_BODY_CODES)
+    unknown_bodies = 0
+    for entity, columns in BODY_COLUMNS.items():
+        for column in columns:
+            values = data.tables[entity][column]
+            bad = values.filter(outside(values, known))
+            unknown_bodies += len(bad)
+            if len(bad):
+                problems.append(f"{entity}.{column} has {len(bad)} unknown designated-body codes"
+                                f"{examples(pc.unique(bad).to_pylist()[:3])}")
+    connections = data.tables["connections"]
+    expected = is_discrepancy(connections[DB], connections[TIS_DB])
+    wrong = count(pc.not_equal(connections["is_discrepancy"], expected))
+    if wrong:
+        problems.append(f"{wrong} connections have an is_discrepancy flag that disagrees with their GMC and TIS "
+                        "designated bodies")
+    return CheckResult.of("referential_integrity", problems,
+                   "every connection and recommendation has its doctor, every designated body is known, and "
+                   "every discrepancy flag agrees with the codes", {
+        "orphan_connections": orphans["connections"],
+        "orphan_recommendations": orphans["recommendations"],
+        "unmatched_connection_logs_in_source": unmatched["connection_logs"],
+        "unmatched_recommendations_in_source": unmatched[RECOMMENDATIONS],
+        "unknown_designated_body_codes": unknown_bodies,
+        "known_designated_bodies": len(DESIGNATED_BODY_CODES),
+        "discrepancy_flags_wrong": wrong,
+        **thresholds.metadata("max_unmatched_records"),
+    })
