@@ -11,6 +11,7 @@ from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.resources import RevalResource
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError
+from reval_assets.store.writer_lock import StoreBusy
 
 SYNC_TAGS = {"reval/sync": "true"}
 
@@ -49,11 +50,11 @@ class RollbackConfig(dg.Config):
 
 @dg.op(description=f"[{ENV_LABEL}] Re-point live to a retained version in one transaction.")
 def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, reval: RevalResource) -> None:
-    runtime = reval.runtime()
+    runtime = reval.runtime(partitioned=False)
     try:
         previous = operations.rollback(runtime, config.version, actor=actor_of(context), reason=config.reason,
                                        confirm=config.confirm)
-    except (GuardRefused, PublishError, CorruptFileError, KeyError) as error:
+    except (GuardRefused, PublishError, CorruptFileError, KeyError, StoreBusy) as error:
         raise dg.Failure(description=str(error)) from None
     context.log.info(f"live is now {config.version} (was {previous})")
     row = runtime.live.version(config.version) or {}
@@ -68,13 +69,18 @@ def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, reval: R
 
 
 class GcConfig(dg.Config):
-    keep: int = Field(description="How many most recently published versions to keep (plus live and pinned).")
+    keep: int = Field(ge=0, description="How many most recently published versions to keep (plus live and pinned).")
     dry_run: bool = Field(default=False, description="Only report what would be deleted.")
+    confirm: str = Field(default="", description="In staging and prod, type the environment's name to delete.")
 
 
 @dg.op(description=f"[{ENV_LABEL}] Delete versions, files and tables no retained version reaches.")
 def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource):
-    report = operations.gc(reval.runtime(), keep=config.keep, dry_run=config.dry_run, actor=actor_of(context))
+    try:
+        report = operations.gc(reval.runtime(partitioned=False), keep=config.keep, dry_run=config.dry_run,
+                               actor=actor_of(context), confirm=config.confirm)
+    except (GuardRefused, operations.GcError, StoreBusy) as error:
+        raise dg.Failure(description=str(error)) from None
     context.log.info(f"gc: {report}")
     yield dg.Output(None, metadata={
         "dry_run": config.dry_run,

@@ -37,7 +37,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if environ is None else environ
-        env_text = e.get("REVAL_ENV", "dev").strip().lower()
+        env_text = Environment.spelled(e.get("REVAL_ENV", "dev"))
         try:
             env = Environment(env_text)
         except ValueError:
@@ -46,9 +46,7 @@ class Settings:
         source = e.get("REVAL_SOURCE", "synthetic").strip().lower()
         if source not in ("synthetic", "files"):
             raise SettingsError(f"REVAL_SOURCE must be synthetic or files, not {source!r}")
-        source_dir = e.get("REVAL_SOURCE_DIR")
-        if source == "files" and not source_dir:
-            raise SettingsError("REVAL_SOURCE=files needs REVAL_SOURCE_DIR, the folder of the four export files")
+        source_dir = e.get("REVAL_SOURCE_DIR")  # checked when the source is read: status and rollback never need it
         return cls(
             env=env,
             home=home,

@@ -125,15 +125,15 @@ def test_malformed_export_file_names_the_file_and_the_problem(tmp_path):
     assert "Fix the export" in said.line
 
 
-@pytest.mark.parametrize(("variables", "cause"), [
-    ({"REVAL_SOURCE": "files"}, "REVAL_SOURCE=files needs REVAL_SOURCE_DIR"),
-    ({"REVAL_SOURCE": "ftp"}, "REVAL_SOURCE must be synthetic or files, not 'ftp'"),
-    ({"REVAL_DOCTORS": "lots"}, "REVAL_DOCTORS must be a whole number, not 'lots'"),
-    ({"REVAL_BATCHES": "0"}, "REVAL_BATCHES must be at least 1"),
-    ({"REVAL_LIVE_URL": "mysql://u@h/db"}, "set REVAL_LIVE_URL to sqlite:///PATH or postgresql+psycopg://"),
+@pytest.mark.parametrize(("variables", "command", "cause"), [
+    ({"REVAL_SOURCE": "files"}, "sync", "REVAL_SOURCE=files needs REVAL_SOURCE_DIR"),  # only a sync reads it
+    ({"REVAL_SOURCE": "ftp"}, "status", "REVAL_SOURCE must be synthetic or files, not 'ftp'"),
+    ({"REVAL_DOCTORS": "lots"}, "status", "REVAL_DOCTORS must be a whole number, not 'lots'"),
+    ({"REVAL_BATCHES": "0"}, "status", "REVAL_BATCHES must be at least 1"),
+    ({"REVAL_LIVE_URL": "mysql://u@h/db"}, "status", "set REVAL_LIVE_URL to sqlite:///PATH or postgresql+psycopg://"),
 ])
-def test_configuration_mistakes_name_the_variable_and_the_allowed_values(tmp_path, variables, cause):
-    said = reval(environ(tmp_path / "home", **variables), "status", expect=1)
+def test_configuration_mistakes_name_the_variable_and_the_allowed_values(tmp_path, variables, command, cause):
+    said = reval(environ(tmp_path / "home", **variables), command, expect=1)
     assert cause in said.line, said
 
 
@@ -146,7 +146,7 @@ def test_unreachable_database_says_check_the_url_and_that_nothing_changed(tmp_pa
 
 
 def test_staging_guard_names_the_environment_and_the_confirmation_to_type(history, tmp_path):
-    env = {**copy_of(history, tmp_path), "REVAL_ENV": "staging"}
+    env = environ(tmp_path / "staging-home", REVAL_ENV="staging")  # a staging store of its own
     for args in (("sync",), ("rollback", history["first"], "--reason", "r"),
                  ("rollback", history["first"], "--reason", "r", "--confirm", "prod")):
         said = reval(env, *args, expect=4)
@@ -155,18 +155,26 @@ def test_staging_guard_names_the_environment_and_the_confirmation_to_type(histor
     assert "(got 'prod')" in said.line
 
 
+def test_a_store_refuses_writers_of_another_environment_naming_both(history, tmp_path):
+    env = {**copy_of(history, tmp_path), "REVAL_ENV": "staging"}
+    said = reval(env, "rollback", history["first"], "--reason", "r", "--confirm", "staging", expect=4)
+    assert said.line.startswith("REFUSED: this live store is DEV") and "REVAL_ENV is staging" in said.line, said
+    assert "Set REVAL_ENV=dev" in said.line and "Nothing was changed" in said.line
+
+
 def test_a_second_sync_while_one_runs_says_who_holds_it_and_to_wait(history, tmp_path):
     env = copy_of(history, tmp_path)
-    lock = Path(env["REVAL_HOME"]) / "sync.lock"
+    lock = Path(env["REVAL_HOME"]) / "live.db.lock"  # the SQLite store's writer lock, beside its database
     with lock.open("a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.seek(0)
         held.truncate()
-        held.write("sync by pid 4242 since 2026-01-01 02:00:00 UTC")
+        held.write("sync by pid 4242 on host since 2026-01-01 02:00:00 UTC")
         held.flush()
-        for args in (("sync",), ("rollback", history["first"], "--reason", "r"), ("gc",)):
+        for args in (("sync",), ("rollback", history["first"], "--reason", "r"), ("gc",),
+                     ("publish", history["first"], "--reason", "r")):
             said = reval(env, *args, expect=1)
-            assert "another sync, rollback or gc is running (sync by pid 4242" in said.line, said
+            assert "another sync, publish, rollback or gc is running on this live store (sync by pid 4242" in said.line
             assert "wait for it to finish" in said.line and "Nothing was changed" in said.line
 
 

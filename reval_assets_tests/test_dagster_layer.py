@@ -292,13 +292,17 @@ def test_publishing_a_blocked_candidate_on_its_own_is_refused(
     live = publish_clean(instance, runtime)
     candidate, _ = stage_blocked(instance, runtime, monkeypatch)
 
-    # A run of live_release alone (another run, so no blocking check guards it) re-verifies.
-    for ops in (None, {"live_release": {"config": {"version": candidate}}}):
-        result = release(instance, selection=LIVE_RELEASE_ONLY, ops=ops, raise_on_error=False)
-        assert not result.success
-        [message] = failure_messages(result)
-        assert candidate in message and "checks" in message and ("blocked" in message or "did not pass" in message)
-        assert "live_release" not in materialized(result)
+    # A run of live_release alone never picks "the newest" candidate: it publishes only a named one...
+    alone = release(instance, selection=LIVE_RELEASE_ONLY, raise_on_error=False)
+    [message] = failure_messages(alone)
+    assert "publishes only its own run's or a named one" in message and "no staged candidate has passed" in message
+    # ...which it re-verifies (another run, so no blocking check guards it).
+    result = release(instance, selection=LIVE_RELEASE_ONLY, ops={"live_release": {"config": {"version": candidate}}},
+                     raise_on_error=False)
+    assert not result.success
+    [message] = failure_messages(result)
+    assert candidate in message and "checks" in message and ("blocked" in message or "did not pass" in message)
+    assert "live_release" not in materialized(result)
     assert runtime.live.live_version() == live
     assert runtime.live.version(candidate)["status"] == "blocked"
     assert "publish" not in audit_actions(runtime, candidate)
@@ -327,13 +331,14 @@ def test_prod_publish_needs_the_typed_confirmation(
     wrong = release(
         instance,
         selection=LIVE_RELEASE_ONLY,
-        ops={"live_release": {"config": {"confirm": "dev"}}},
+        ops={"live_release": {"config": {"confirm": "dev", "version": candidate}}},
         raise_on_error=False,
     )
     assert not wrong.success and failure_messages(wrong)[0].startswith("REFUSED")
     assert runtime.live.live_version() is None
 
-    confirmed = release(instance, selection=LIVE_RELEASE_ONLY, ops=CONFIRM_PROD)
+    named = {"live_release": {"config": {"confirm": "prod", "version": candidate}}}
+    confirmed = release(instance, selection=LIVE_RELEASE_ONLY, ops=named)
     assert confirmed.success
     assert runtime.live.live_version() == candidate
     metadata = materialized(confirmed)["live_release"][0].metadata
@@ -351,12 +356,13 @@ def rollback_run(instance: dg.DagsterInstance, config: dict) -> dg.ExecuteInProc
 def test_prod_rollback_needs_the_typed_confirmation(
     instance: dg.DagsterInstance, open_runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("REVAL_ENV", "prod")  # a production store from its first sync
     runtime = open_runtime()
-    first = publish_clean(instance, runtime)
-    second = runtime.live.candidate_for_run(release(instance).run_id)
+    assert sync_batches(instance).success
+    first = runtime.live.candidate_for_run(release(instance, ops=CONFIRM_PROD).run_id)
+    second = runtime.live.candidate_for_run(release(instance, ops=CONFIRM_PROD).run_id)
     assert runtime.live.live_version() == second != first
 
-    monkeypatch.setenv("REVAL_ENV", "prod")
     refused = rollback_run(instance, {"version": first, "reason": "bad data"})
     assert not refused.success
     assert failure_messages(refused)[0].startswith("REFUSED")

@@ -7,6 +7,7 @@ import pytest
 from reval_assets.domain.batching import batch_of, batch_of_one, split_by_batch
 from reval_assets.domain.conform import _duplicates, conform
 from reval_assets.domain.schemas import GMC_DOCTORS, RECOMMENDATION_RECORDS
+from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings, SettingsError
 
 PINNED = [5, 9, 7, 5]
@@ -115,8 +116,8 @@ def test_settings_reject_bad_values_with_the_variable_name():
         Settings.from_env({"REVAL_ENV": "production"})
     with pytest.raises(SettingsError, match="REVAL_BATCHES"):
         Settings.from_env({"REVAL_BATCHES": "0"})
-    with pytest.raises(SettingsError, match="REVAL_SOURCE_DIR"):
-        Settings.from_env({"REVAL_SOURCE": "files"})
+    with pytest.raises(SettingsError, match="REVAL_SOURCE_DIR"):  # when the source is read, not before
+        Runtime(Settings.from_env({"REVAL_SOURCE": "files"})).source()
 
 
 def test_settings_defaults_follow_the_contract(tmp_path):

@@ -6,10 +6,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import sqlalchemy as sa
 
+from reval_assets.alerts import Alert, announces, send_alert
 from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline.guard import GuardRefused, require_confirmation
 from reval_assets.pipeline.runtime import Runtime
@@ -24,7 +27,7 @@ from reval_assets.quality.checks import (
     parse_time,
     run_checks,
 )
-from reval_assets.store.live import file_table
+from reval_assets.store.live import file_table, fingerprint
 from reval_assets.store.snapshots import FileRef, Manifest
 
 STALE_SECONDS = 600  # a leftover younger than this may belong to a sync still running
@@ -79,8 +82,14 @@ def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds
                            thresholds.allow_drift_reason,
                            {"check": "drift", "overridden": bool(drift.metadata.get("overridden")),
                             "drift": drift.description})
-    runtime.live.record_checks(manifest.version, [r.to_dict() for r in results],
-                               actor=manifest.actor, env=manifest.env)
+    passed = runtime.live.record_checks(manifest.version, [r.to_dict() for r in results],
+                                        actor=manifest.actor, env=manifest.env)
+    runtime.snapshots.journal({"action": "checks", "version": manifest.version, "passed": passed,
+                               "failed": [r.name for r in results if not r.passed]})
+    if not passed:
+        send_alert(Alert("blocked", env=manifest.env, version=manifest.version, live_version=manifest.parent,
+                         checks=tuple(r.name for r in results if not r.passed and r.blocking),
+                         actor=manifest.actor, reason=manifest.reason, run_id=manifest.run_id))
     return results
 
 
@@ -96,16 +105,40 @@ def _guarded(runtime: Runtime, action: str, version: str, actor: str, reason: st
 def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> None:
     """Publish a staged candidate whose blocking checks passed (re-verified here, not trusted)."""
     _guarded(runtime, "publishing", version, actor, reason, confirm)
-    runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value)
+    with runtime.live.writer_lock("publish"):
+        runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value)
+        _journal_repoint(runtime, "publish", version, actor, reason)
+    _announce(runtime, "published", version, None, actor, reason)
 
 
 def rollback(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> str | None:
     """Re-point live to a version that was live before, after checking its files are intact."""
     _guarded(runtime, "rolling back", version, actor, reason, confirm)
-    manifest = runtime.snapshots.manifest(version)
-    for ref in manifest.all_files():
-        runtime.snapshots.read_bytes(ref)
-    return runtime.live.rollback(version, actor=actor, reason=reason, env=runtime.settings.env.value)
+    with runtime.live.writer_lock("rollback"):
+        manifest = runtime.snapshots.manifest(version)
+        for ref in manifest.all_files():
+            runtime.snapshots.read_bytes(ref)
+        previous = runtime.live.rollback(version, actor=actor, reason=reason, env=runtime.settings.env.value)
+        _journal_repoint(runtime, "rollback", version, actor, reason)
+    _announce(runtime, "rolled_back", version, previous, actor, reason)
+    return previous
+
+
+def _announce(runtime: Runtime, event: str, version: str, previous: str | None, actor: str, reason: str) -> None:
+    """Alert on a publish or rollback in an announced environment (prod), after the writer lock is released."""
+    env = runtime.settings.env.value
+    if announces(env):
+        if event == "published":  # it replaced the version it was staged against (live.publish checks that)
+            previous = (runtime.live.version(version) or {}).get("parent")
+        send_alert(Alert(event, env=env, version=version, live_version=version, previous_version=previous,
+                         actor=actor, reason=reason))
+
+
+def _journal_repoint(runtime: Runtime, action: str, version: str, actor: str, reason: str) -> None:
+    """Record in the snapshot home what the catalog just committed (for `reval recover`)."""
+    published_at = (runtime.live.live_row()["published_at"] or "")
+    runtime.snapshots.journal({"action": action, "version": version, "actor": actor, "reason": reason,
+                               "at": _iso(published_at)})
 
 
 def status(runtime: Runtime) -> dict:
@@ -172,8 +205,8 @@ def diff(runtime: Runtime, a: str, b: str) -> dict[str, dict[str, int]]:
 
 
 def verify(runtime: Runtime, version: str | None = None) -> dict:
-    """Re-hash every file of a version (default: live) against its manifest."""
-    version = version or runtime.live.live_version()
+    """Re-hash every file of a version (default, None: live) against its manifest; "" is an unknown version."""
+    version = runtime.live.live_version() if version is None else version
     if version is None:
         return {"version": None, "files": 0, "problems": []}
     manifest = runtime.snapshots.manifest(version)
@@ -183,7 +216,32 @@ def verify(runtime: Runtime, version: str | None = None) -> dict:
         actual = hashlib.sha256(manifest.to_json()).hexdigest()
         if actual != row["manifest_sha256"]:
             problems.append(f"manifest of {version}: sha256 {actual[:12]}… differs from the catalog's")
-    return {"version": version, "files": sum(1 for _ in manifest.all_files()), "problems": problems}
+    if row and not problems:
+        problems += _table_problems(runtime, manifest)
+    return {"version": version, "files": sum(1 for _ in manifest.all_files()), "problems": problems,
+            "tables": sum(1 for _ in manifest.all_files()) if row else 0}
+
+
+def _table_problems(runtime: Runtime, manifest: Manifest) -> list[str]:
+    """Each loaded table of the version against its (verified) file: rows, non-nulls, text lengths."""
+    problems = []
+    for entity, refs in manifest.files.items():
+        for ref in refs:
+            expected = fingerprint(runtime.snapshots.read_table(ref, verify=False))
+            try:
+                actual = runtime.live.table_fingerprint(entity, ref)
+            except sa.exc.DBAPIError as error:
+                problems.append(f"table {file_table(ref)} ({entity}, {ref.path}): cannot be read "
+                                f"({str(error.orig).strip().splitlines()[0]})")
+                continue
+            if actual != expected:
+                problems.append(f"table {file_table(ref)} ({entity}, {ref.path}): holds {actual[0]} rows, its file "
+                                f"{expected[0]}" + ("" if actual[0] != expected[0] else " (the values differ)"))
+    return problems
+
+
+class GcError(ValueError):
+    """A gc that cannot go ahead as asked; nothing was deleted."""
 
 
 @dataclass(frozen=True)
@@ -192,32 +250,34 @@ class GcPlan:
     versions: list[str]
     files: list[Path]
     tables: list[str]
-    manifests: list[str]
+    unseen_manifests: list[str]  # manifests no catalog has seen (a sync killed before staging): never deleted
     views: list[str]
+    landings: list[Path]
 
 
 def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -> GcPlan:
-    """What gc would delete: everything no retained version, head or newest landing reaches.
+    """What gc would delete: everything no retained version, head, unseen manifest or newest landing reaches.
 
-    Retained: the live version, pinned versions, the `keep` most recently published ones and
-    the `keep` most recent candidates (staged or blocked, kept for inspection).
+    Retained: the live version, pinned versions, the `keep` most recently published ones, the `keep`
+    most recent candidates (staged or blocked, kept for inspection) and every candidate younger than
+    the grace period (it may be a running sync's, between its staging and its publish).
     """
     rows = runtime.live.versions()
     live = runtime.live.live_version()
     published = sorted((r for r in rows if r["published_at"]), key=lambda r: r["published_at"], reverse=True)
     candidates = sorted((r for r in rows if not r["published_at"]), key=lambda r: r["created_at"], reverse=True)
+    young = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=grace_seconds)
     retained = {live} | {r["version"] for r in rows if r["pinned"]}
     retained |= {r["version"] for r in published[:keep]} | {r["version"] for r in candidates[:keep]}
+    retained |= {r["version"] for r in candidates if r["created_at"] > young}
     retained.discard(None)
     drop_versions = [r["version"] for r in rows if r["version"] not in retained]
 
     snapshots = runtime.snapshots
     known = {r["version"] for r in rows}
-    now = time.time()
-    manifests = [v for v in snapshots.manifest_ids() if v not in known
-                 and now - (snapshots.root / "versions" / f"{v}.json").stat().st_mtime > grace_seconds]
+    unseen = [v for v in snapshots.manifest_ids() if v not in known]
     reachable: set[str] = set()
-    for version in retained:
+    for version in [*retained, *unseen]:
         reachable |= {ref.path for ref in snapshots.manifest(version).all_files()}
     table_reach = {file_table(FileRef(path="", sha256=Path(p).stem, rows=0, bytes=0)) for p in reachable}
     reachable |= {ref.path for ref in snapshots.head_refs()}
@@ -225,32 +285,38 @@ def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -
     for path in landings[-1:]:
         reachable |= {ref.path for ref in Landing.from_body(json.loads(path.read_bytes())).files()}
     files = [p for p in snapshots.file_paths()
-             if str(p.relative_to(snapshots.root)) not in reachable and now - p.stat().st_mtime > grace_seconds]
+             if str(p.relative_to(snapshots.root)) not in reachable and _older_than(p, grace_seconds)]
     tables = sorted(runtime.live.loaded_tables() - table_reach)
     views = runtime.live.stray_version_views()
     return GcPlan(retained=sorted(retained), versions=drop_versions, files=files, tables=tables,
-                  manifests=manifests, views=views)
+                  unseen_manifests=unseen, views=views,
+                  landings=[p for p in landings[:-1] if _older_than(p, grace_seconds)])
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    """Whether `path` was last written (or reused: a sync touches the files it reuses) over `seconds` ago."""
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
 
 
 def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = "reval",
-       grace_seconds: float = STALE_SECONDS) -> dict:
-    """Delete what `plan_gc` finds; leftovers younger than `grace_seconds` may be a running sync's."""
-    plan = plan_gc(runtime, keep, grace_seconds)
-    snapshots = runtime.snapshots
-    bytes_freed = sum(p.stat().st_size for p in plan.files if p.exists())
+       confirm: str | None = None, grace_seconds: float = STALE_SECONDS) -> dict:
+    """Delete what `plan_gc` finds, under the store's writer lock (no sync, publish or rollback meanwhile).
+
+    Each dropped version is audited in the transaction that drops it, so a gc killed half-way says
+    what it did. Leftovers younger than `grace_seconds` may be a running sync's and are spared.
+    """
+    if keep < 0:
+        raise GcError(f"--keep must be 0 or more (how many published versions to keep besides live), not {keep}")
     if not dry_run:
-        for version in plan.versions:
-            runtime.live.drop_version(version)
-            snapshots.delete_manifest(version)
-        for version in plan.manifests:
-            snapshots.delete_manifest(version)
-        runtime.live.drop_views(plan.views)
-        runtime.live.drop_tables(plan.tables)
-        for path in plan.files:
-            path.unlink(missing_ok=True)
-        for path in snapshots.landings()[:-1]:
-            path.unlink(missing_ok=True)
-        _remove_stale_temp_files(snapshots.root, grace_seconds)
+        _guarded(runtime, "deleting old versions (gc)", None, actor, f"gc keep={keep}", confirm)
+    with runtime.live.writer_lock("gc"):
+        plan = plan_gc(runtime, keep, grace_seconds)
+        bytes_freed = sum(p.stat().st_size for p in plan.files if p.exists())
+        if not dry_run:
+            _apply_gc(runtime, plan, actor, f"gc keep={keep}", grace_seconds)
     report = {
         "dry_run": dry_run,
         "keep": keep,
@@ -259,11 +325,27 @@ def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = 
         "files_deleted": len(plan.files),
         "bytes_freed": bytes_freed,
         "tables_dropped": len(plan.tables),
-        "orphans": {"manifests": len(plan.manifests), "views": len(plan.views)},
+        "unseen_manifests_kept": len(plan.unseen_manifests),
+        "orphans": {"views": len(plan.views)},
     }
     if not dry_run:
         runtime.live.audit("gc", None, actor, runtime.settings.env.value, f"gc keep={keep}", report)
     return report
+
+
+def _apply_gc(runtime: Runtime, plan: GcPlan, actor: str, reason: str, grace_seconds: float) -> None:
+    snapshots, env = runtime.snapshots, runtime.settings.env.value
+    for version in plan.versions:
+        runtime.live.drop_version(version, actor=actor, env=env, reason=reason)
+        snapshots.delete_manifest(version)
+    runtime.live.drop_views(plan.views)
+    runtime.live.drop_tables(plan.tables, actor=actor, env=env, reason=reason)
+    for path in plan.files:
+        if _older_than(path, grace_seconds):  # not reused by a sync since the plan
+            path.unlink(missing_ok=True)
+    for path in plan.landings:
+        path.unlink(missing_ok=True)
+    _remove_stale_temp_files(snapshots.root, grace_seconds)
 
 
 def _remove_stale_temp_files(root: Path, grace_seconds: float) -> None:

@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -36,7 +37,9 @@ from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.parallel import map_in_threads
 from reval_assets.store.bulk import adbc_connection, dialect_of, identifier, load_table
 from reval_assets.store.faults import fault_point
+from reval_assets.store.files import private_file
 from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest, UnknownVersionError
+from reval_assets.store.writer_lock import writer_lock
 
 LIVE_VIEWS: tuple[str, ...] = (*ENTITIES, "discrepancies")
 # Connections a staging load uses at once. PostgreSQL encodes and COPYs on two backends in parallel;
@@ -94,6 +97,18 @@ version_files = sa.Table(
     sa.Column("entity", sa.String(32), primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("table_name", sa.String(40), nullable=False),
+)
+# The store's identity, written at its first sync: which snapshot home serves it, its environment
+# and its batch count (see `reval_assets.pipeline.gate`).
+store_table = sa.Table(
+    "reval_store",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("store_id", sa.String(36), nullable=False),
+    sa.Column("env", sa.String(16), nullable=False),
+    sa.Column("batches", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.CheckConstraint("id = 1", name="reval_store_single_row"),
 )
 file_tables = sa.Table(
     "reval_file_tables",
@@ -153,22 +168,65 @@ class LoadReport:
 
 
 class LiveStore:
-    def __init__(self, url: str, *, lock_timeout_seconds: float = 5.0):
+    def __init__(self, url: str, *, lock_timeout_seconds: float = 5.0, create: bool = True):
+        """`create`: make the catalog tables if they are missing; without it a store with no catalog
+        reads as empty and nothing is created (read-only commands must not make an empty catalog)."""
         self.url = url
         self.dialect = dialect_of(url)
         self.lock_timeout_seconds = lock_timeout_seconds
-        self.engine = self._make_engine(url)
+        self.engine = self._make_engine(url, create=create)
+        # Reads begin a plain (deferred) transaction on SQLite: they never wait behind a publish's write lock.
+        self.reader = self.engine.execution_options(reval_read=True)
+        self._has_catalog = False
+        if create and not set(metadata.tables) <= self._table_names():
+            self.create_catalog()
+
+    def create_catalog(self) -> None:
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(live_table.c.id)).first() is None:
                 conn.execute(live_table.insert().values(id=1, version=None))
+        self._has_catalog = True
 
-    def _make_engine(self, url: str) -> Engine:
+    @property
+    def has_catalog(self) -> bool:
+        if not self._has_catalog:
+            self._has_catalog = {versions_table.name, live_table.name} <= self._table_names()
+        return self._has_catalog
+
+    def _table_names(self) -> set[str]:
+        if self.dialect == "sqlite" and not self._sqlite_file_exists():
+            return set()
+        return set(sa.inspect(self.reader).get_table_names())
+
+    def _sqlite_file_exists(self) -> bool:
+        database = sa.engine.make_url(self.url).database
+        return bool(database) and database != ":memory:" and Path(database).exists()
+
+    def writer_lock(self, action: str) -> AbstractContextManager[None]:
+        """The store's writer lock (see `reval_assets.store.writer_lock`)."""
+        return writer_lock(self.engine, action)
+
+    # -- identity ----------------------------------------------------------------------------
+    def identity(self) -> dict | None:
+        """The store's identity row (store_id, env, batches, created_at), or None."""
+        if not self.has_catalog or store_table.name not in self._table_names():
+            return None
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(store_table)).mappings().first()
+            return None if row is None else dict(row)
+
+    def set_identity(self, store_id: str, env: str, batches: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(store_table.insert().values(id=1, store_id=store_id, env=env, batches=batches,
+                                                     created_at=now()))
+
+    def _make_engine(self, url: str, *, create: bool) -> Engine:
         if self.dialect == "postgresql":
             return sa.create_engine(url, pool_pre_ping=True)
         database = sa.engine.make_url(url).database
-        if database:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and create and database != ":memory:":
+            private_file(Path(database))  # 0600 before SQLite creates it; its -wal and -shm take its mode
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 
         @sa.event.listens_for(engine, "connect")
@@ -180,7 +238,7 @@ class LiveStore:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("reval_read") else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -196,7 +254,7 @@ class LiveStore:
         a sync stopped half-way through the load keeps the tables it finished: the next one reuses them.
         PostgreSQL loads over two connections at once (1.5-1.75x on 2 cores); SQLite has one writer.
         """
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             loaded = set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
         todo: dict[str, tuple[str, FileRef]] = {}
         reused = 0
@@ -231,10 +289,11 @@ class LiveStore:
                 adbc.commit()
         return rows
 
-    def stage(self, manifest: Manifest, manifest_sha256: str) -> None:
-        """Record the version (its batch tables, already loaded) as staged; no schema changes."""
+    def stage(self, manifest: Manifest, manifest_sha256: str, *, recovered: bool = False) -> None:
+        """Record the version (its batch tables, already loaded) as staged; no schema changes.
+        `recovered`: re-recorded from its manifest by `reval recover`, with the manifest's parent."""
         with self.engine.begin() as conn:
-            live = self._live_version(conn)
+            live = manifest.parent if recovered else self._live_version(conn)
             loaded = set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
             tables = {entity: [file_table(ref) for ref in refs] for entity, refs in manifest.files.items()}
             missing = sorted({t for names in tables.values() for t in names} - loaded)
@@ -316,6 +375,26 @@ class LiveStore:
             self._repoint(conn, version, current, action="rollback", actor=actor, reason=reason, env=env)
             return current
 
+    def restore_outcome(self, version: str, *, checks_passed: bool | None, failed: list[str],
+                        published_at: datetime | None) -> None:
+        """`reval recover`: what the lost catalog had decided about a version, from the home's journal."""
+        values: dict = {"checks_passed": checks_passed, "published_at": published_at}
+        if checks_passed is False:
+            values["status"] = VersionStatus.BLOCKED.value
+            values["checks"] = json.dumps([{"name": name, "passed": False, "blocking": True,
+                                            "description": "failed (recovered from the journal)"} for name in failed])
+        elif published_at is not None:
+            values["status"] = VersionStatus.RETIRED.value
+        with self.engine.begin() as conn:
+            conn.execute(versions_table.update().where(versions_table.c.version == version).values(**values))
+
+    def restore_live(self, version: str, *, actor: str, reason: str, env: str) -> None:
+        """`reval recover`: point the views and the pointer at `version` (audited as `recover`)."""
+        with self._repointing() as conn:
+            self._version_row(conn, version)
+            self._repoint(conn, version, self._live_version(conn), action="recover", actor=actor, reason=reason,
+                          env=env)
+
     @contextmanager
     def _repointing(self) -> Iterator[Connection]:
         try:
@@ -377,38 +456,41 @@ class LiveStore:
 
     # -- reading the catalog ---------------------------------------------------------------
     def live_version(self) -> str | None:
-        with self.engine.connect() as conn:
+        if not self.has_catalog:
+            return None
+        with self.reader.connect() as conn:
             return self._live_version(conn)
 
     def live_row(self) -> dict:
-        with self.engine.connect() as conn:
+        if not self.has_catalog:
+            return {"id": 1, "version": None, "published_at": None, "published_by": None, "reason": None}
+        with self.reader.connect() as conn:
             return dict(conn.execute(sa.select(live_table)).mappings().one())
 
     def versions(self) -> list[dict]:
-        with self.engine.connect() as conn:
+        if not self.has_catalog:
+            return []
+        with self.reader.connect() as conn:
             rows = conn.execute(sa.select(versions_table).order_by(versions_table.c.created_at)).mappings()
             return [dict(r) for r in rows]
 
     def version(self, version: str) -> dict | None:
-        with self.engine.connect() as conn:
+        if not self.has_catalog:
+            return None
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(versions_table).where(versions_table.c.version == version)).mappings()
             found = row.first()
             return None if found is None else dict(found)
 
     def candidate_for_run(self, run_id: str) -> str | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return conn.execute(sa.select(versions_table.c.version).where(versions_table.c.run_id == run_id)
                                 .order_by(versions_table.c.created_at.desc())).scalars().first()
 
-    def latest_candidate(self) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(versions_table.c.version)
-                                .where(versions_table.c.status.in_([VersionStatus.STAGED.value,
-                                                                   VersionStatus.BLOCKED.value]))
-                                .order_by(versions_table.c.created_at.desc())).scalars().first()
-
     def audit_rows(self) -> list[dict]:
-        with self.engine.connect() as conn:
+        if not self.has_catalog:
+            return []
+        with self.reader.connect() as conn:
             return [dict(r) for r in conn.execute(sa.select(audit_table).order_by(audit_table.c.id)).mappings()]
 
     def read_view(self, view: str) -> pa.Table:
@@ -428,7 +510,8 @@ class LiveStore:
             conn.execute(versions_table.update().where(versions_table.c.version == version).values(pinned=pinned))
 
     # -- garbage collection ----------------------------------------------------------------
-    def drop_version(self, version: str) -> None:
+    def drop_version(self, version: str, *, actor: str = "reval", env: str = "", reason: str = "gc") -> None:
+        """Drop a version from the catalog; audited as `gc_drop` in the same transaction."""
         with self.engine.begin() as conn:
             if self._live_version(conn) == version:
                 raise PublishError(f"refusing to drop the live version {version}")
@@ -437,26 +520,40 @@ class LiveStore:
                     conn.exec_driver_sql(f"DROP VIEW IF EXISTS {version_view(version, view)}")
             conn.execute(version_files.delete().where(version_files.c.version == version))
             conn.execute(versions_table.delete().where(versions_table.c.version == version))
+            self._audit(conn, "gc_drop", version, actor, env, reason, None)
+            fault_point("gc_drop")
+
+    def table_fingerprint(self, entity: str, ref: FileRef) -> tuple[int, ...]:
+        """What `fingerprint(table)` gives for the rows now in the table that `ref` was loaded into."""
+        schema = ENTITY_SPECS[entity].schema
+        sums = [f"COUNT({identifier(f.name)})" for f in schema]
+        sums += [f"COALESCE(SUM(LENGTH({identifier(f.name)})), 0)" for f in schema if pa.types.is_string(f.type)]
+        with self.reader.connect() as conn:
+            row = conn.exec_driver_sql(f"SELECT COUNT(*), {', '.join(sums)} FROM {file_table(ref)}").one()
+        return tuple(int(v) for v in row)
 
     def loaded_tables(self) -> set[str]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
 
-    def drop_tables(self, names: Iterable[str]) -> int:
-        dropped = 0
+    def drop_tables(self, names: Iterable[str], *, actor: str = "reval", env: str = "", reason: str = "gc") -> int:
+        """Drop batch tables no version reads; audited (with how many) in the same transaction."""
+        names = list(names)
+        if not names:
+            return 0
         with self.engine.begin() as conn:
             for name in names:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {identifier(name)}")
                 conn.execute(file_tables.delete().where(file_tables.c.table_name == name))
-                dropped += 1
-        return dropped
+            self._audit(conn, "gc_tables", None, actor, env, reason, {"tables": len(names)})
+        return len(names)
 
     def stray_version_views(self) -> list[str]:
         """Per-version views no version owns: on SQLite every one (stores made before
         `reval_version_files` kept them), on PostgreSQL those of versions gc has dropped. Never the
         live version's (a store whose live version an older release published still reads them)."""
-        views = [v for v in sa.inspect(self.engine).get_view_names() if v.startswith("rv")]
-        with self.engine.connect() as conn:
+        views = [v for v in sa.inspect(self.reader).get_view_names() if v.startswith("rv")]
+        with self.reader.connect() as conn:
             keep = {self._live_version(conn)}
             if self.dialect == "postgresql":
                 keep |= set(conn.execute(sa.select(versions_table.c.version)).scalars())
@@ -465,7 +562,7 @@ class LiveStore:
 
     def version_query(self, version: str, view: str) -> str:
         """The SELECT of one version's rows of a live view (what that view shows while it is live)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             tables = self._version_tables(conn, version)
         return union_sql(view, tables[_entity_of(view)])
 
@@ -501,6 +598,14 @@ class LiveStore:
                detail: dict | None) -> None:
         conn.execute(audit_table.insert().values(at=now(), action=action, version=version, actor=actor, env=env,
                                                  reason=reason, detail=json.dumps(detail or {}, default=str)))
+
+
+def fingerprint(table: pa.Table) -> tuple[int, ...]:
+    """A cheap checksum of a table: its rows, each column's non-null count, each text column's total length.
+    A loaded table must give the same as its snapshot file (`reval verify`)."""
+    counts = [table.num_rows - table[f.name].null_count for f in table.schema]
+    lengths = [pc.sum(pc.utf8_length(table[f.name])).as_py() or 0 for f in table.schema if pa.types.is_string(f.type)]
+    return (table.num_rows, *counts, *lengths)
 
 
 def _hex(text: str) -> str:

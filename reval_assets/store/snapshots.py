@@ -16,18 +16,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reval_assets.domain.summaries import LandingSummary
 from reval_assets.parallel import map_in_threads
-from reval_assets.store.files import atomic_write, private_dir
+from reval_assets.store.files import atomic_write, new_private_dir
 
 VERSION_ID = re.compile(r"^v\d{8}_\d{6}_[0-9a-f]{6}$")
 
@@ -75,8 +78,8 @@ class Manifest:
     run_id: str | None = None
     # What the quality checks need from the source, kept with the version (landings are gc'ed):
     # per landing its batches, export time, and per input the counts, input-level problems,
-    # quarantine reasons and records that match no doctor (see `pipeline.steps.compose_manifest`).
-    landings: dict[str, dict] = field(default_factory=dict)
+    # quarantine reasons and records that match no doctor (`domain.summaries`, `pipeline.steps.compose_manifest`).
+    landings: dict[str, LandingSummary] = field(default_factory=dict)
     exported_at: str | None = None  # ISO time of the oldest export any batch was built from
 
     def rows(self) -> dict[str, int]:
@@ -87,12 +90,14 @@ class Manifest:
             yield from refs
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+        body = asdict(self) | {"landings": {key: s.to_dict() for key, s in self.landings.items()}}
+        return json.dumps(body, indent=1, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
         raw = json.loads(data)
         raw["files"] = {e: [FileRef.from_dict(r) for r in refs] for e, refs in raw["files"].items()}
+        raw["landings"] = {key: LandingSummary.from_dict(s) for key, s in raw.get("landings", {}).items()}
         return cls(**raw)
 
 
@@ -175,7 +180,9 @@ class LazyTable:
 
 class SnapshotStore:
     def __init__(self, root: Path | str):
-        self.root = private_dir(Path(root))
+        """A missing root is created 0700; an existing one is left as it is (it may be read-only: verify, diff)."""
+        self.root = Path(root)
+        new_private_dir(self.root)
 
     # -- files -------------------------------------------------------------------------
     def put_table(self, kind: str, batch: int, table: pa.Table, *, keep: bool = False) -> tuple[FileRef, bool]:
@@ -191,6 +198,8 @@ class SnapshotStore:
         existed = path.exists() and path.stat().st_size == data.size and _sha256_of(path) == sha
         if not existed:  # new, or replacing a damaged copy with the right bytes
             atomic_write(path, memoryview(data))
+        else:
+            self.touch(ref)
         if keep:
             _RECENT.put(sha, table)
         return ref, existed  # existed: written before, complete and intact (by checksum), reused
@@ -253,6 +262,11 @@ class SnapshotStore:
             return str(error).split(". Run")[0]
         return None
 
+    def touch(self, ref: FileRef) -> None:
+        """Mark a file as just used: gc spares files younger than its grace period, so a file a running
+        sync reuses is not deleted under it however old its bytes are."""
+        os.utime(self.root / ref.path)
+
     def file_paths(self) -> Iterator[Path]:
         files = self.root / "files"
         if files.exists():
@@ -287,6 +301,9 @@ class SnapshotStore:
     def put_landing(self, key: str, body: dict) -> None:
         atomic_write(self.landing_path(key), json.dumps(body, sort_keys=True).encode())
 
+    def touch_landing(self, key: str) -> None:
+        os.utime(self.landing_path(key))
+
     def landing(self, key: str) -> dict | None:
         path = self.landing_path(key)
         return json.loads(path.read_bytes()) if path.exists() else None
@@ -294,6 +311,47 @@ class SnapshotStore:
     def landings(self) -> list[Path]:
         folder = self.root / "landing"
         return sorted(_final(folder.glob("*.json")), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+
+    # -- identity ----------------------------------------------------------------------
+    def identity(self) -> dict | None:
+        """Which live store this home serves (`store.json`: store_id, env, batches, live_url), or None."""
+        path = self.root / "store.json"
+        return json.loads(path.read_bytes()) if path.exists() else None
+
+    def put_identity(self, identity: dict) -> None:
+        atomic_write(self.root / "store.json", json.dumps(identity, sort_keys=True, default=str).encode())
+
+    # -- the journal ---------------------------------------------------------------------
+    def journal(self, entry: dict) -> bool:
+        """Append one line to `journal.jsonl`: what the catalog decided (checks, publish, rollback), so
+        `reval recover` can rebuild a lost catalog from this home alone. Written after the catalog has
+        committed, so it never fails the change: False if the home cannot be written (read-only)."""
+        stamped = {"logged_at": datetime.now(UTC).isoformat(), **entry}
+        line = (json.dumps(stamped, sort_keys=True, default=str) + "\n").encode()
+        try:
+            fd = os.open(self.root / "journal.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError:
+            return False
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def journal_entries(self) -> list[dict]:
+        path = self.root / "journal.jsonl"
+        if not path.exists():
+            return []
+        entries = []
+        for line in path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash mid-write
+        return entries
 
     # -- versions ----------------------------------------------------------------------
     def put_manifest(self, manifest: Manifest) -> str:
