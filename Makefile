@@ -27,8 +27,12 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# `exec` and reval_assets.ui: the recipe's shell becomes dagster dev, with SIGINT and SIGTERM restored, so the
+# SIGTERM make forwards to its recipe stops it (and its webserver and daemon), with or without a terminal.
+# `make ui UI_PORT=3001` serves on another port.
+UI_PORT ?= 3000
 ui: install
-	DAGSTER_HOME="$$($(BIN)/python -m reval_assets.dagster_home)" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	umask 077 && DAGSTER_HOME="$$($(BIN)/python -m reval_assets.dagster_home)" exec $(BIN)/python -m reval_assets.ui -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 clean:
 	rm -rf $(VENV) .reval

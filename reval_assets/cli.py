@@ -2,7 +2,7 @@
 
 Every command takes `--json` (one JSON object on stdout, nothing else there). Exit codes
 follow the contract: 0 ok, 1 other failure, 2 unknown version, 3 blocked by a check,
-4 refused by the environment guard, 5 corrupt files.
+4 refused by the environment guard, 5 corrupt files; a usage error is EX_USAGE (64), outside it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -25,15 +27,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from reval_assets.pipeline import operations
+from reval_assets.pipeline.gate import StoreMismatch, check_store
 from reval_assets.pipeline.guard import GuardRefused, require_confirmation
-from reval_assets.pipeline.lock import SyncBusy, exclusive
+from reval_assets.pipeline.operations import GcError
+from reval_assets.pipeline.recover import recover as recover_catalog
+from reval_assets.pipeline.room import DiskFull, is_disk_full
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings, SettingsError
 from reval_assets.sources.base import SourceError
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError, UnknownVersionError
+from reval_assets.store.writer_lock import StoreBusy
 
 OK, FAILED, UNKNOWN_VERSION, BLOCKED, REFUSED, CORRUPT = 0, 1, 2, 3, 4, 5
+EX_USAGE = 64  # sysexits.h: the command was used wrongly (click's own 2 is the contract's "unknown version")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # no hard wraps: paths and commands stay copyable
@@ -45,28 +52,37 @@ class Exit(Exception):
         self.code, self.message, self.payload = code, message, payload or {}
 
 
-def command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Adds --json, builds the runtime, and turns known failures into a message and exit code."""
+def command(*, writes: bool, gate: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Adds --json, builds the runtime, checks the store is what the settings say (`pipeline.gate`:
+    a reader only warns), and turns known failures into a message and exit code."""
+    return functools.partial(_command, writes=writes, gate=gate)
 
+
+def _command(fn: Callable[..., Any], *, writes: bool, gate: bool) -> Callable[..., Any]:
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout, nothing else.")
     @functools.wraps(fn)
     def wrapper(as_json: bool, **kwargs: Any) -> None:
         runtime = None
         try:
-            runtime = Runtime(Settings.from_env())
+            runtime = Runtime(Settings.from_env(), read_only=not writes)
+            warnings = check_store(runtime, writing=writes) if gate else []
+            for warning in warnings:
+                err.print(f"[bold yellow]{_shown(warning)}[/]")
             payload = fn(runtime, as_json=as_json, **kwargs)
+            if warnings:
+                payload = {**payload, "warnings": warnings}
             code = OK
         except Exit as stop:
             payload, code = {**stop.payload, "error": stop.message}, stop.code
-            err.print(f"[bold red]{escape(stop.message)}[/]")
+            err.print(f"[bold red]{_shown(stop.message)}[/]")
         except Exception as error:  # noqa: BLE001 - every failure gets a message and exit code 1
             code, message = _explain(error)
             payload = {"error": message}
-            err.print(f"[bold red]{escape(message)}[/]")
+            err.print(f"[bold red]{_shown(message)}[/]")
         except KeyboardInterrupt:
             code, message = FAILED, "interrupted; run `reval status` to see what is live (a change is all or nothing)"
             payload = {"error": message, "interrupted": True}
-            err.print(f"[bold red]{escape(message)}[/]")
+            err.print(f"[bold red]{_shown(message)}[/]")
         finally:
             if runtime is not None:
                 runtime.close()
@@ -88,15 +104,65 @@ def _explain(error: Exception) -> tuple[int, str]:
         return FAILED, f"configuration: {error}"
     if isinstance(error, SourceError):
         return FAILED, f"bad source: {error}. Fix the export (or REVAL_SOURCE_DIR) and sync again; live is unchanged."
-    if isinstance(error, (PublishError, SyncBusy)):
+    if isinstance(error, (PublishError, StoreBusy, StoreMismatch, GcError, DiskFull)):
         return FAILED, f"{error}"
+    if is_disk_full(error) or "database or disk is full" in str(error):
+        return FAILED, (f"disk full ({' '.join(str(error).split())[:200]}): free some space (`reval gc` drops old "
+                        "versions) and try again")
     if isinstance(error, sa.exc.OperationalError):
         return FAILED, (f"cannot reach the live store ({str(error.orig).strip().splitlines()[0]}); check "
                         "REVAL_LIVE_URL and that the database is up. Nothing was changed.")
     return FAILED, f"{type(error).__name__}: {error}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UsageMistake(click.ClickException):
+    """A usage error of click's, said in one line (and as {"error": ...} with --json); exits EX_USAGE."""
+
+    exit_code = EX_USAGE
+
+    def __init__(self, error: click.UsageError, as_json: bool):
+        said = " ".join(error.format_message().split())
+        where = error.ctx.command_path if error.ctx else "reval"
+        super().__init__(f"{said}{'' if said.endswith(('.', '?')) else '.'} `{where} --help` shows the usage.")
+        self.as_json = as_json
+
+    def show(self, file: Any = None) -> None:
+        err.print(f"[bold red]{_shown(self.message)}[/]")
+        if self.as_json:
+            sys.stdout.write(json.dumps({"error": self.message}) + "\n")
+
+
+class Commands(click.Group):
+    """The `reval` group: click's usage errors (unknown option or command, missing argument, bad value)
+    become a `UsageMistake`; a bare `reval` still shows the help, with EX_USAGE too."""
+
+    as_json = False
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
+        self.as_json = "--json" in (sys.argv[1:] if args is None else args)
+        return super().main(args, *rest, **options)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with self._usage():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with self._usage():
+            return super().invoke(ctx)
+
+    @contextmanager
+    def _usage(self) -> Iterator[None]:
+        try:
+            yield
+        except click.exceptions.NoArgsIsHelpError as error:
+            error.exit_code = EX_USAGE
+            raise
+        except click.UsageError as error:
+            raise UsageMistake(error, self.as_json) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Revalidation data sync: versioned snapshots, checked releases, O(1) rollback."""
 
@@ -108,7 +174,7 @@ def main() -> None:
 @click.option("--no-publish", is_flag=True, help="Stage and check a candidate, but do not publish it.")
 @click.option("--allow-drift", "allow_drift", default="", metavar="REASON",
               help="Let a known large change pass the drift check; the reason is recorded in the check and the audit.")
-@command
+@command(writes=True)
 def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, batches: str | None,
          no_publish: bool, allow_drift: str) -> dict:
     """Materialise the assets through Dagster, stage a candidate, check it, publish it."""
@@ -127,7 +193,7 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
     started = time.perf_counter()
     label = f"[{settings.env.value.upper()}] sync of {len(selected)} of {settings.batches} batches"
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a termination aborts (and is audited) like Ctrl-C
-    with exclusive(settings.home, "sync"), err.status(label) as spinner:
+    with runtime.live.writer_lock("sync"), err.status(label) as spinner:
         result = run_sync(runtime, batches=selected, reason=reason, actor=actor, confirm=confirm,
                           publish=not no_publish, progress=lambda step: spinner.update(f"{label}: {step}…"),
                           allow_drift_reason=allow_drift)
@@ -151,25 +217,25 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
 
 
 @main.command()
-@command
+@command(writes=False)
 def status(runtime: Runtime, *, as_json: bool) -> dict:
     """Environment, live version, rows per entity, and who published it when and why."""
     info = operations.status(runtime)
     if not as_json:
         env_style = "bold white on red" if info["env"] == "prod" else "bold"
         out.print(f"environment  [{env_style}] {info['env'].upper()} [/]")
-        out.print(f"live store   {escape(info['live_url'])}", soft_wrap=True)  # one line: copyable
+        out.print(f"live store   {_shown(info['live_url'])}", soft_wrap=True)  # one line: copyable
         out.print(f"live version {info['live_version'] or '(none published yet)'}")
         if info["live_version"]:
             when = (info["published_at"] or "")[:19].replace("T", " ")
-            out.print(f"published    {when} UTC by {escape(str(info['published_by']))}: "
-                      f"{escape(str(info['reason']))}", soft_wrap=True)
+            out.print(f"published    {when} UTC by {_shown(str(info['published_by']))}: "
+                      f"{_shown(str(info['reason']))}", soft_wrap=True)
             _rows_table(info["rows"])
     return info
 
 
 @main.command()
-@command
+@command(writes=False)
 def versions(runtime: Runtime, *, as_json: bool) -> dict:
     """Every retained version: id, status, parent, created/published, rows per entity."""
     rows = operations.versions(runtime)
@@ -228,9 +294,9 @@ def _versions_layout(rows: list[dict], layout: dict) -> Table:
     if layout["reason"]:
         table.add_column("reason", overflow="fold", min_width=12)
     for i, r in enumerate(rows):
-        cells = [escape(column[i]) for _, column in columns]
+        cells = [_shown(column[i]) for _, column in columns]
         if layout["reason"]:
-            cells.append(escape(r["reason"] or ""))
+            cells.append(_shown(r["reason"] or ""))
         table.add_row(*cells, style={"live": "bold green", "blocked": "red"}.get(r["status"], ""))
     return table
 
@@ -239,11 +305,10 @@ def _versions_layout(rows: list[dict], layout: dict) -> Table:
 @click.argument("version")
 @click.option("--reason", required=True, help="Why; recorded in the audit log.")
 @click.option("--confirm", default=None, help="In staging/prod: the environment's name.")
-@command
+@command(writes=True)
 def rollback(runtime: Runtime, *, as_json: bool, version: str, reason: str, confirm: str | None) -> dict:
     """Re-point live to VERSION in one transaction."""
-    with exclusive(runtime.settings.home, "rollback"):
-        previous = operations.rollback(runtime, version, actor=_actor(), reason=reason, confirm=confirm)
+    previous = operations.rollback(runtime, version, actor=_actor(), reason=reason, confirm=confirm)
     if not as_json:
         out.print(f"[bold green]live is now {version}[/] (was {previous})")
     return {"live_version": version, "previous": previous}
@@ -252,7 +317,7 @@ def rollback(runtime: Runtime, *, as_json: bool, version: str, reason: str, conf
 @main.command()
 @click.argument("a")
 @click.argument("b")
-@command
+@command(writes=False)
 def diff(runtime: Runtime, *, as_json: bool, a: str, b: str) -> dict:
     """Per entity: rows added, removed and changed (by key) from A to B."""
     changes = operations.diff(runtime, a, b)
@@ -269,13 +334,52 @@ def diff(runtime: Runtime, *, as_json: bool, a: str, b: str) -> dict:
 
 
 @main.command()
+@click.argument("version")
+@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--confirm", default=None, help="In staging/prod: the environment's name.")
+@command(writes=True)
+def publish(runtime: Runtime, *, as_json: bool, version: str, reason: str, confirm: str | None) -> dict:
+    """Publish VERSION, a staged candidate whose checks passed (what a stage-only night leaves for a person)."""
+    row = runtime.live.version(version)
+    if row is None:
+        raise UnknownVersionError(version)
+    if row["checks_passed"] is False:
+        failed = [c["name"] for c in json.loads(row["checks"] or "[]") if not c["passed"]]
+        raise Exit(BLOCKED, f"{version} is blocked: its checks {', '.join(failed) or '(unknown)'} failed, so it "
+                   "cannot be published. `reval versions` lists the staged candidates; fix the source and sync again.",
+                   {"version": version, "blocked_by": failed})
+    previous = runtime.live.live_version()
+    operations.publish(runtime, version, actor=_actor(), reason=reason, confirm=confirm)
+    if not as_json:
+        out.print(f"[bold green]{version} published[/] (was {previous or 'nothing'})")
+    return {"version": version, "published": True, "previous": previous}
+
+
+@main.command()
+@click.option("--reason", default="recover the catalog", show_default=True, help="Recorded in the audit log.")
+@click.option("--confirm", default=None, help="In staging/prod: the environment's name.")
+@click.option("--live", "live_version", default=None, metavar="VERSION",
+              help="Make VERSION live (when the journal does not say which version was live).")
+@command(writes=True, gate=False)
+def recover(runtime: Runtime, *, as_json: bool, reason: str, confirm: str | None, live_version: str | None) -> dict:
+    """Rebuild a lost or empty catalog, and the live pointer, from the snapshot home's manifests."""
+    result = recover_catalog(runtime, actor=_actor(), reason=reason, confirm=confirm, live_version=live_version)
+    if not as_json:
+        out.print(f"[bold green]recovered {len(result.recovered)} versions[/]; live is "
+                  f"{result.live_version or 'nothing (the journal names no live version: use --live VERSION)'}")
+        for version, problem in result.skipped.items():
+            err.print(f"[yellow]left out {version}: {_shown(problem)}[/]")
+    return {"recovered": result.recovered, "skipped": result.skipped, "live_version": result.live_version}
+
+
+@main.command()
 @click.option("--keep", default=10, show_default=True, help="Published versions to keep (plus live and pinned).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
-@command
-def gc(runtime: Runtime, *, as_json: bool, keep: int, dry_run: bool) -> dict:
+@click.option("--confirm", default=None, help="In staging/prod: the environment's name.")
+@command(writes=True)
+def gc(runtime: Runtime, *, as_json: bool, keep: int, dry_run: bool, confirm: str | None) -> dict:
     """Drop versions, files and tables that no retained version reaches."""
-    with exclusive(runtime.settings.home, "gc"):
-        report = operations.gc(runtime, keep=keep, dry_run=dry_run, actor=_actor())
+    report = operations.gc(runtime, keep=keep, dry_run=dry_run, actor=_actor(), confirm=confirm)
     if not as_json:
         verb = "would drop" if dry_run else "dropped"
         out.print(f"{verb} {len(report['versions_dropped'])} versions, {report['files_deleted']} files "
@@ -286,27 +390,28 @@ def gc(runtime: Runtime, *, as_json: bool, keep: int, dry_run: bool) -> dict:
 
 @main.command()
 @click.argument("version", required=False)
-@command
+@command(writes=False)
 def verify(runtime: Runtime, *, as_json: bool, version: str | None) -> dict:
     """Re-hash every file of VERSION (default: live) against its manifest."""
     report = operations.verify(runtime, version)
     report["ok"] = not report["problems"]
     if report["problems"]:
-        raise Exit(CORRUPT, f"{len(report['problems'])} damaged file(s) in {report['version']}: "
+        raise Exit(CORRUPT, f"{len(report['problems'])} damaged file(s) or table(s) in {report['version']}: "
                    + "; ".join(report["problems"]) + ". Roll back to a version that verifies, or re-sync.", report)
     if not as_json:
-        out.print(f"[green]{report['version']}: {report['files']} files verified[/]")
+        out.print(f"[green]{report['version']}: {report['files']} files and {report['tables']} tables verified[/]")
     return report
 
 
 def _parse_batches(text: str | None, total: int) -> list[int]:
-    if not text:
+    """None (no --batches): all of them. Else ASCII batch numbers only: int() would also take '١' or '３'."""
+    if text is None:
         return list(range(total))
-    try:
-        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isascii() and part.isdigit() for part in parts):
         raise Exit(FAILED, f"--batches takes batch numbers from 0 to {total - 1} separated by commas, like 0,3,7; "
-                   f"got {text!r}") from None
+                   f"got {text!r}")
+    chosen = sorted({int(part) for part in parts})
     bad = [b for b in chosen if not 0 <= b < total]
     if bad or not chosen:
         raise Exit(FAILED, f"--batches must be between 0 and {total - 1} (REVAL_BATCHES={total}); got {text!r}")
@@ -320,6 +425,18 @@ def _rows_table(rows: dict) -> None:
     for entity, n in rows.items():
         table.add_row(entity, f"{n or 0:,}")
     out.print(table)
+
+
+# Characters that could forge a line or restyle the terminal: C0 and C1 controls (newline, ESC...), DEL,
+# line and paragraph separators, and bidirectional overrides.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(text: object) -> str:
+    """User text (a reason, an actor, a message) for the terminal: each unprintable character as its escape
+    (a newline as \\n, ESC as \\x1b) and no rich markup. --json output keeps the text exact."""
+    printable = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    return escape(printable)
 
 
 def _short(value: str | None) -> str:

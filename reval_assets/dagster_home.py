@@ -18,6 +18,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from reval_assets.settings import Settings
+from reval_assets.store.files import atomic_write, new_private_dir, private_dir
 
 DAGSTER_YAML = """\
 # Written by reval_assets.dagster_home; edit freely, it is not overwritten.
@@ -38,12 +39,20 @@ telemetry:
 
 
 def dagster_home(settings: Settings | None = None) -> Path:
+    """The instance's folder. Its storage holds run configs and check examples (doctors' names, GMC numbers),
+    so `$REVAL_HOME` and `$REVAL_HOME/dagster` are made 0700; a DAGSTER_HOME set elsewhere is only created
+    0700 if missing. Files in it are 0600 when Dagster writes them under `store.files.private_umask`."""
     settings = settings or Settings.from_env()
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster").absolute()
-    home.mkdir(parents=True, exist_ok=True)
+    explicit = os.environ.get("DAGSTER_HOME")
+    home = Path(explicit or settings.home / "dagster").absolute()
+    if explicit:
+        new_private_dir(home)
+    else:
+        private_dir(settings.home.absolute())
+        private_dir(home)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        atomic_write(config, DAGSTER_YAML.encode())
     return home
 
 

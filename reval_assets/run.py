@@ -17,10 +17,13 @@ from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
+from reval_assets.alerts import Alert, alerted_failure, send_alert, short_error
 from reval_assets.assets.common import SYNC_BATCHES_TAG, SYNC_POOL
 from reval_assets.dagster_home import dagster_home, embedded_instance_tuned
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
+from reval_assets.pipeline.room import require_room
 from reval_assets.pipeline.runtime import Runtime
+from reval_assets.store.files import private_umask
 
 # The command prints its own one-line message; the full Dagster log of every run is in the instance (the UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -86,6 +89,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str | None:
     return None if result.success else "the run failed; see the Dagster run logs"
 
 
+@private_umask()  # Dagster's storage files (runs, event shards, logs) are created 0600, folders 0700
 def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, confirm: str | None,
              publish: bool = True, progress: Callable[[str], None] = lambda _: None,
              allow_drift_reason: str = "", thresholds: dict | None = None) -> SyncResult:
@@ -94,7 +98,7 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
 
     job = defs.resolve_job_def("full_sync")
     outcome = SyncResult()
-    partial = sorted(batches) != list(range(runtime.settings.batches))
+    require_room(runtime)  # before the Dagster instance writes a run to the same disk
     instance = dg.DagsterInstance.from_config(str(dagster_home(runtime.settings)))
     own = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), STARTED_TAG: _process_started(os.getpid()),
            "reval/actor": actor}
@@ -129,7 +133,7 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
         run_config = {**QUIET, "ops": {
             "release_candidate": {"config": {"reason": reason, "allow_drift_reason": allow_drift_reason,
                                              **({"thresholds": thresholds} if thresholds else {}),
-                                             **({"fresh_batches": batches} if partial else {})}},
+                                             "fresh_batches": sorted(batches)}},
             **({"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}),
         }}
         outcome.run_ids.append(str(uuid.uuid4()))
@@ -146,10 +150,30 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
     except KeyboardInterrupt:  # between or around the runs, where Dagster does not catch it
         outcome.interrupted = True
         return outcome
+    except Exception as error:  # the caller reports it; alerted on below
+        outcome.error = outcome.error or short_error(error)
+        raise
     finally:
         instance.dispose()
         if outcome.interrupted:
             _record_abort(runtime, outcome, actor=actor, reason=reason)
+        _alert_failure(runtime, outcome, actor=actor, reason=reason)
+
+
+def _alert_failure(runtime: Runtime, outcome: SyncResult, *, actor: str, reason: str) -> None:
+    """A sync that failed or was interrupted sends a `failed` alert, unless its release step already did
+    (`assets.release`); a blocked one does not: check_candidate alerted on it."""
+    run_id = outcome.run_ids[-1] if outcome.run_ids else None
+    if not outcome.error or outcome.blocked_by or alerted_failure(run_id):
+        return
+    if outcome.live_version is None:
+        try:
+            outcome.live_version = runtime.live.live_version()
+        except Exception:  # noqa: BLE001 - the store may be what failed; the alert goes out without it
+            pass
+    send_alert(Alert("failed", env=runtime.settings.env.value, version=outcome.version,
+                     live_version=outcome.live_version, actor=actor, reason=reason, error=short_error(outcome.error),
+                     step=outcome.stage, run_id=run_id))
 
 
 def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, run_id: str, **kwargs: object

@@ -330,11 +330,12 @@ def test_diff_partial_batches_and_rollback(reval_env, monkeypatch):
     table = reval("diff", first["version"], other["version"])
     assert all(entity in table.stdout for entity in ENTITIES)
 
-    for bad in ("99", "16", ","):
+    for bad in ("99", "16"):
         ran = reval("sync", "--batches", bad, "--json", expect=1)
         assert "0 and 15" in ran.data["error"], ran.data
-    ran = reval("sync", "--batches", "x", "--json", expect=1)
-    assert "0 to 15" in ran.data["error"] and "'x'" in ran.data["error"]
+    for bad in ("x", ","):
+        ran = reval("sync", "--batches", bad, "--json", expect=1)
+        assert "0 to 15" in ran.data["error"] and repr(bad) in ran.data["error"]
     assert "0 to 15" in ran.last_line
 
     back = reval("rollback", first["version"], "--reason", "undo", "--json")

@@ -3,9 +3,18 @@
 
 import dagster as dg
 
-from reval_assets.assets.common import batch_partitions, batches_of, batches_to_land, column_schema, describe
+from reval_assets.assets.common import (
+    batch_partitions,
+    batches_of,
+    batches_to_land,
+    column_schema,
+    describe,
+    run_group,
+    writing,
+)
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
 from reval_assets.parallel import map_in_threads
+from reval_assets.pipeline.room import require_room
 from reval_assets.pipeline.steps import build_batch, land, land_batch
 from reval_assets.resources import RevalResource
 
@@ -37,8 +46,10 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
     runtime = reval.runtime()
     batches = batches_of(context)
     wanted = batches_to_land(context, runtime.settings.batches)
-    landing = land(runtime.source(), runtime.snapshots, runtime.settings.batches, only=wanted)
-    refs = {b: land_batch(runtime.snapshots, landing, b) for b in batches}
+    with writing(runtime, "land the source"):
+        require_room(runtime)
+        landing = land(runtime.source(), runtime.snapshots, runtime.settings.batches, only=wanted)
+        refs = {b: land_batch(runtime.snapshots, landing, b) for b in batches}
     for name in RAW_SPECS:
         counts = landing.counts[name]
         files = [refs[b][name] for b in batches]
@@ -69,9 +80,11 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
     can_subset=False,
 )
 def entities(context: dg.AssetExecutionContext, reval: RevalResource):
-    """Build each batch's entities and write them as immutable snapshot files."""
+    """Build each batch's entities and write them as immutable snapshot files; each head names its run group."""
     runtime = reval.runtime()
-    builds = map_in_threads(lambda b: build_batch(runtime.snapshots, b), batches_of(context))
+    group = run_group(context.run, context.instance)
+    with writing(runtime, "build batches"):
+        builds = map_in_threads(lambda b: build_batch(runtime.snapshots, b, run_group=group), batches_of(context))
     for entity in ENTITIES:
         files = [build.refs[entity] for build in builds]
         reused = sum(build.reused[entity] for build in builds)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 import pyarrow as pa
+import sqlalchemy as sa
 
+from reval_assets.pipeline import room
+from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings
+from reval_assets.store.writer_lock import StoreBusy
 
 SETTINGS_AT_LOAD = Settings.from_env()
 ENV_LABEL = SETTINGS_AT_LOAD.env.value.upper()
@@ -41,6 +48,27 @@ def batches_to_land(context: dg.AssetExecutionContext, batches: int) -> list[int
     return sorted(others | set(batches_of(context)))
 
 
+# Dagster's run tags (`dagster._core.storage.tags`): the backfill a run belongs to, and the first backfill
+# of a re-executed one ("re-execute from failure" launches a new backfill of what was missing).
+BACKFILL_TAG, ROOT_BACKFILL_TAG = "dagster/backfill", "dagster/root_backfill_id"
+
+
+def run_group(run: dg.DagsterRun, instance: dg.DagsterInstance) -> str:
+    """The runs of one sync: the entity batches it builds are the ones its release_candidate takes fresh.
+
+    A backfill launches a run per partition range, then one for release_candidate and live_release: all
+    carry its id. A re-execution belongs to the group of the run it re-executes (Dagster drops the backfill
+    tags from one launched after its backfill ended). Any other run is a group of its own.
+    """
+    backfill = run.tags.get(ROOT_BACKFILL_TAG) or run.tags.get(BACKFILL_TAG)
+    if backfill:
+        return f"backfill {backfill}"
+    if run.root_run_id and run.root_run_id != run.run_id:
+        root = instance.get_run_by_id(run.root_run_id)
+        return run_group(root, instance) if root else f"run {run.root_run_id}"
+    return f"run {run.run_id}"
+
+
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[
         dg.TableColumn(name=f.name, type=str(f.type),
@@ -52,3 +80,19 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
 def actor_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     tags = context.run.tags if context.run else {}
     return tags.get("dagster/user") or tags.get("reval/actor") or "dagster"
+
+
+@contextmanager
+def writing(runtime: Runtime, action: str) -> Iterator[None]:
+    """A step's writes, under the live store's writer lock; a busy store or a full disk fails the step with
+    what to do (a full disk after the sync has given back the files it wrote)."""
+    since = room.started()
+    try:
+        with runtime.live.writer_lock(action):
+            yield
+    except (StoreBusy, room.DiskFull) as error:
+        raise dg.Failure(description=str(error)) from None
+    except (OSError, sa.exc.OperationalError) as error:
+        if not (room.is_disk_full(error) or "database or disk is full" in str(error)):
+            raise
+        raise dg.Failure(description=room.give_back(runtime, since, error)) from None

@@ -1,56 +1,59 @@
 """Write-audit-publish: stage a candidate beside live, check it, then publish it."""
 
 
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import get_type_hints
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
-from reval_assets.assets.common import SYNC_POOL, actor_of, describe
+from reval_assets.alerts import Alert, send_alert, short_error
+from reval_assets.assets.common import SETTINGS_AT_LOAD, SYNC_POOL, actor_of, describe, run_group, writing
 from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.pipeline.operations import check_candidate, publish
-from reval_assets.pipeline.steps import MissingBatchError, stage_candidate
-from reval_assets.quality.checks import CHECKS, CheckResult, Thresholds, drift_changes, parse_time
+from reval_assets.pipeline.room import require_room
+from reval_assets.pipeline.runtime import Runtime
+from reval_assets.pipeline.steps import MissingBatchError, batches_built_by, live_manifest, stage_candidate
+from reval_assets.quality.checks import CHECKS, CheckResult, drift_changes, parse_time
+from reval_assets.quality.thresholds import Thresholds
 from reval_assets.resources import RevalResource
+from reval_assets.settings import Settings
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError
 
-_DEFAULT = Thresholds()
-_DOC = Thresholds.docs()
 
-
-class ThresholdsConfig(dg.Config):
-    """The blocking checks' thresholds (`reval_assets.quality.checks.Thresholds`), for this run only."""
-
-    min_rows: int = Field(default=_DEFAULT.min_rows, description=_DOC["min_rows"])
-    min_mapping_coverage: float = Field(default=_DEFAULT.min_mapping_coverage, description=_DOC["min_mapping_coverage"])
-    min_under_notice_coverage: float = Field(
-        default=_DEFAULT.min_under_notice_coverage, description=_DOC["min_under_notice_coverage"])
-    max_coverage_drop_points: float = Field(
-        default=_DEFAULT.max_coverage_drop_points, description=_DOC["max_coverage_drop_points"])
-    max_drift_loss_share: float = Field(default=_DEFAULT.max_drift_loss_share, description=_DOC["max_drift_loss_share"])
-    min_drift_rows: int = Field(default=_DEFAULT.min_drift_rows, description=_DOC["min_drift_rows"])
-    max_unknown_enum_records: int = Field(
-        default=_DEFAULT.max_unknown_enum_records, description=_DOC["max_unknown_enum_records"])
-    max_duplicate_key_records: int = Field(
-        default=_DEFAULT.max_duplicate_key_records, description=_DOC["max_duplicate_key_records"])
-    max_unmatched_records: int = Field(
-        default=_DEFAULT.max_unmatched_records, description=_DOC["max_unmatched_records"])
-    max_export_age_hours: float = Field(default=_DEFAULT.max_export_age_hours, description=_DOC["max_export_age_hours"])
-    max_quarantine_share: float = Field(default=_DEFAULT.max_quarantine_share, description=_DOC["max_quarantine_share"])
-
+class _ThresholdsConfigBase(dg.Config):
     def to_thresholds(self, allow_drift_reason: str = "") -> Thresholds:
         """Raises ValueError naming a threshold out of range."""
         return Thresholds(**self.model_dump(), allow_drift_reason=allow_drift_reason.strip())
+
+
+def _thresholds_config() -> type[_ThresholdsConfigBase]:
+    """A config field per threshold of `Thresholds`, with its name, type, default and doc: a new threshold is one
+    edit there. `allow_drift_reason` is not a threshold but CandidateConfig's own field."""
+    types = get_type_hints(Thresholds)
+    limits = {f.name: (types[f.name], Field(default=f.default, description=f.metadata["doc"]))
+              for f in dataclasses.fields(Thresholds) if f.name != "allow_drift_reason"}
+    return create_model("ThresholdsConfig", __base__=_ThresholdsConfigBase, __module__=__name__,
+                        __doc__="The blocking checks' thresholds (`reval_assets.quality.thresholds.Thresholds`), "
+                        "for this run only.", **limits)
+
+
+ThresholdsConfig = _thresholds_config()
 
 
 class CandidateConfig(dg.Config):
     reason: str = Field(default="sync from Dagster", description="Why this sync runs; recorded on the version.")
     fresh_batches: list[int] | None = Field(
         default=None,
-        description="A partial re-sync: only these batches take their newest files, the others stay as live. "
-        "Empty means every batch's newest materialisation.",
+        description="The batches to take fresh (their newest files); every other batch stays as live, whatever was "
+        "materialised since. Unset or empty: the batches this run, or the backfill it is part of, built (a backfill "
+        "of partitions 2 and 5 takes 2 and 5 fresh); if it built none, every batch's newest materialisation, which "
+        "may be a staged or blocked run's. Before anything is live, the other batches are the newest too.",
     )
     allow_drift_reason: str = Field(
         default="",
@@ -77,29 +80,41 @@ class PublishConfig(dg.Config):
     group_name="release",
     pool=SYNC_POOL,
     kinds={"sql"},
-    description=describe("A staged version: manifest of every entity x batch file, loaded beside live (not live)."),
+    description=describe(
+        "A staged version: manifest of every entity x batch file, loaded beside live (not live). The batches this "
+        "run or its backfill built (or config fresh_batches) are fresh, every other batch is live's, as with "
+        "`reval sync --batches`; a run that built none takes every batch's newest materialisation, and says so."),
     check_specs=[
         dg.AssetCheckSpec(name, asset="release_candidate", blocking=True, description=describe(check.__doc__ or name))
         for name, check in CHECKS.items()
     ],
 )
 def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
+    with _alert_on_failure(context, "release_candidate", config.reason):
+        yield from _stage_and_check(context, config, reval)
+
+
+def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
     runtime = reval.runtime()
     try:
         thresholds = config.thresholds.to_thresholds(config.allow_drift_reason)
     except ValueError as error:
         raise dg.Failure(description=f"release_candidate config: {error}") from None
+    fresh = _fresh_batches(context, config, runtime)
     try:
-        candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason, run_id=context.run.run_id,
-                                    fresh_batches=config.fresh_batches)
+        with writing(runtime, "stage and check a candidate"):
+            require_room(runtime)
+            candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason,
+                                        run_id=context.run.run_id, fresh_batches=fresh)
+            results = check_candidate(runtime, candidate.manifest, thresholds)
     except (MissingBatchError, CorruptFileError) as error:
         raise dg.Failure(description=str(error)) from None
     manifest = candidate.manifest
-    results = check_candidate(runtime, manifest, thresholds)
     rows = manifest.rows()
     metadata: dict = {
         "version": manifest.version,
         "live_version": manifest.parent or "none yet",
+        **_batch_origin(runtime, fresh),
         "dagster/row_count": sum(rows.values()),
         **{f"rows_{entity}": n for entity, n in rows.items()},
         "tables_loaded": candidate.load.tables_loaded,
@@ -126,6 +141,33 @@ def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig
             description=result.description,
             metadata=_check_metadata(manifest.version, result),
         )
+
+
+def _fresh_batches(context: dg.AssetExecutionContext, config: CandidateConfig, runtime: Runtime) -> list[int] | None:
+    """The config's, else the batches this run's sync built; None (every batch's newest) if it built none."""
+    if config.fresh_batches:
+        return config.fresh_batches
+    built = batches_built_by(runtime.snapshots, runtime.settings.batches, run_group(context.run, context.instance))
+    if not built:
+        context.log.warning(
+            "this run (and its backfill, if any) built no batch, so every batch takes its newest materialisation, "
+            "which may be a staged or blocked run's; to take some batches fresh and the others as live, backfill "
+            "those partitions together with release_candidate, or set fresh_batches")
+    return built or None
+
+
+def _batch_origin(runtime: Runtime, fresh: list[int] | None) -> dict[str, str]:
+    """Which batches the candidate took fresh (their newest files), and where it took the others from."""
+    batches = runtime.settings.batches
+    if fresh is None:
+        return {"fresh_batches": f"all {batches}: this run built none, so each batch's newest materialisation",
+                "other_batches_from": "none"}
+    fresh = sorted(set(fresh) & set(range(batches)))
+    if len(fresh) == batches:
+        return {"fresh_batches": f"all {batches}", "other_batches_from": "none: every batch is fresh"}
+    live = live_manifest(runtime)
+    return {"fresh_batches": ", ".join(map(str, fresh)),
+            "other_batches_from": f"live {live.version}" if live else "their newest: nothing is live yet"}
 
 
 def _check_metadata(version: str, result: CheckResult) -> dict:
@@ -164,10 +206,15 @@ def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
     description=describe("Publishes the candidate: views, live pointer and audit row in one transaction."),
 )
 def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
+    with _alert_on_failure(context, "live_release", config.reason, config.version):
+        return _publish(context, config, reval)
+
+
+def _publish(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
     runtime = reval.runtime()
-    version = config.version or runtime.live.candidate_for_run(context.run.run_id) or runtime.live.latest_candidate()
+    version = config.version or runtime.live.candidate_for_run(context.run.run_id)
     if not version:
-        raise dg.Failure(description="there is no staged candidate to publish; materialise release_candidate first")
+        raise dg.Failure(description=_nothing_to_publish(runtime))
     try:
         publish(runtime, version, actor=actor_of(context), reason=config.reason, confirm=config.confirm)
     except (GuardRefused, PublishError, KeyError) as error:
@@ -183,7 +230,48 @@ def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval
     })
 
 
+def _nothing_to_publish(runtime: Runtime) -> str:
+    """Why live_release has no candidate of its own, and which staged ones could be published by name."""
+    ready = [r["version"] for r in runtime.live.versions() if r["status"] == "staged" and r["checks_passed"]]
+    named = (f"staged candidates whose checks passed: {', '.join(ready[-5:])}; publish one by setting `version` in "
+             "live_release's config (or `reval publish VERSION`)" if ready else "no staged candidate has passed its "
+             "checks; materialise release_candidate with live_release")
+    return f"this run staged no candidate, and live_release publishes only its own run's or a named one: {named}"
+
+
 def _diff_markdown(parent: str, changes: dict[str, dict[str, int]]) -> str:
     lines = [f"Against live `{parent}`:", "", "| entity | added | removed | changed |", "|---|---|---|---|"]
     lines += [f"| {e} | {c['added']} | {c['removed']} | {c['changed']} |" for e, c in changes.items()]
     return "\n".join(lines)
+
+
+@contextmanager
+def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str, version: str = "") -> Iterator[None]:
+    """A release step that fails sends a `failed` alert (`reval_assets.alerts`), then fails as before.
+
+    In the step itself, so a run from the UI, the schedule, a sensor or `reval sync` alerts alike. A blocked
+    candidate is not a failure (check_candidate alerts on it); an interrupt (BaseException) is not alerted here.
+    """
+    try:
+        yield
+    except Exception as error:
+        _alert_failed(context, step, reason, version, error)
+        raise
+
+
+def _alert_failed(context: dg.AssetExecutionContext, step: str, reason: str, version: str, error: Exception) -> None:
+    run_id = context.run.run_id
+    env, live = SETTINGS_AT_LOAD.env.value, None
+    try:  # what the catalog says now; the catalog may be what failed
+        runtime = Runtime(Settings.from_env())
+        try:
+            env = runtime.settings.env.value
+            version = version or runtime.live.candidate_for_run(run_id) or ""
+            live = runtime.live.live_version()
+        finally:
+            runtime.close()
+    except Exception:  # noqa: BLE001 - the alert goes out with what is known
+        pass
+    message = error.description if isinstance(error, dg.Failure) and error.description else error
+    send_alert(Alert("failed", env=env, version=version or None, live_version=live, actor=actor_of(context),
+                     reason=reason, error=short_error(message), step=step, run_id=run_id))

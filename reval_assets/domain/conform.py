@@ -1,9 +1,10 @@
 """Conform a wire table (wire names, text values) into a typed raw table plus a quarantine.
 
 Every record that fails a rule (missing required field, malformed GMC number or date,
-unknown enum value, duplicate key) is kept out of the typed table and written to the
-quarantine with its position, field, value, problem and the whole record, so nothing is
-silently dropped. The work is columnar: one pass of Arrow kernels per column.
+unknown enum value, text with a control character or over MAX_TEXT characters, duplicate key)
+is kept out of the typed table and written to the quarantine with its position, field, value,
+problem and the whole record, so nothing is silently dropped. The work is columnar: one pass
+of Arrow kernels per column.
 """
 
 from __future__ import annotations
@@ -11,19 +12,34 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from reval_assets.domain.batching import batch_of
-from reval_assets.domain.schemas import QUARANTINE_SCHEMA, Column, Parse, RawSpec
-
-RECORD_COLUMN = "_record"
-GMC = "gmc_reference_number"
+from reval_assets.domain.enums import QuarantineReason
+from reval_assets.domain.schemas import GMC_NUMBER as GMC
+from reval_assets.domain.schemas import QUARANTINE_SCHEMA, RECORD_COLUMN, Column, Parse, RawSpec
 
 _DATE_FORMATS = {Parse.GMC_DATE: "%d/%m/%Y", Parse.ISO_DATE: "%Y-%m-%d"}
 _ISO_DATETIME = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,6})?$"
+MAX_TEXT = 10_000  # characters of one text value; more is no name, code or reason but a broken export
+# Control characters (C0, DEL, C1): PostgreSQL refuses NUL, and the others can forge lines or restyle a
+# terminal. Free text (`Column.free_text`) may hold tab, newline and carriage return.
+_CONTROL = {False: (r"[\x00-\x1f\x7f-\x9f]", "malformed text: control character (U+0000-U+001F or U+007F-U+009F)"),
+            True: (r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]",
+                   "malformed text: control character other than tab, newline or carriage return")}
+
+
+class _Problem(NamedTuple):
+    """The records (a mask) that fail one rule on one column."""
+
+    mask: np.ndarray
+    column: Column
+    code: QuarantineReason
+    text: str  # the problem as people read it
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,45 @@ def _parse(column: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     return typed, malformed, problem
 
 
+def _text_problems(column: Column, raw: pa.Array) -> list[_Problem]:
+    """Text no screen or database should get: a control character, or more than MAX_TEXT characters.
+
+    Each exact check runs only on a column whose bytes could fail it (a scan of its buffers costs ~1/50 of
+    a regex over its values), so a clean export pays almost nothing."""
+    pattern, problem = _CONTROL[column.free_text]
+    none = np.zeros(len(raw), dtype=bool)
+    control = _mask(pc.match_substring_regex(raw, pattern)) if _may_hold_control(raw, column.free_text) else none
+    long = (pc.max(pc.binary_length(raw)).as_py() or 0) > MAX_TEXT  # a character is at least a byte
+    too_long = _mask(pc.greater(pc.utf8_length(raw), MAX_TEXT)) if long else none
+    return [_Problem(control, column, QuarantineReason.CONTROL_CHARACTER, problem),
+            _Problem(too_long, column, QuarantineReason.TOO_LONG, f"malformed text: over {MAX_TEXT:,} characters")]
+
+
+def _may_hold_control(raw: pa.Array, layout_allowed: bool) -> bool:
+    """Whether any byte of the text is a C0 control or DEL (in UTF-8 those bytes are only those characters),
+    or 0xC2, which leads U+0080-U+00BF: the C1 controls and some Latin-1 signs."""
+    data = raw.buffers()[2]
+    if data is None:
+        return False
+    text = np.frombuffer(data, dtype=np.uint8)
+    if text.size == 0:
+        return False
+    low = text.min() < 0x20 and (not layout_allowed or bool(np.isin(text[text < 0x20], (9, 10, 13), invert=True).any()))
+    return bool(low or (text == 0x7F).any() or (text.max() >= 0xC2 and (text == 0xC2).any()))
+
+
+def _repeated_keys(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:
+    """Records whose key is whole (no part null or blank) and repeats. A missing or malformed key is its own
+    problem, not a duplicate of every other missing or malformed one."""
+    whole = np.ones(table.num_rows, dtype=bool)
+    for name in key:
+        column = table[name].combine_chunks()
+        whole &= _mask(pc.is_valid(column))
+        if pa.types.is_string(column.type):
+            whole &= _mask(pc.not_equal(pc.utf8_trim_whitespace(column), ""))
+    return _duplicates(table, key) & whole
+
+
 def _duplicates(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:
     if not key or table.num_rows == 0:
         return np.zeros(table.num_rows, dtype=bool)
@@ -141,7 +196,7 @@ def rows_of_batches(spec: RawSpec, wire: pa.Table, batches: int, wanted: Collect
     keep = ~valid | (valid & np.isin(ids, list(wanted)))
     if spec.key and spec.key != (GMC,):  # records sharing a GMC number share its batch already
         keys = {name: _parse(spec.column(name), _wire_text(wire, spec.column(name)))[0] for name in spec.key}
-        keep |= _duplicates(pa.table(keys), spec.key)
+        keep |= _repeated_keys(pa.table(keys), spec.key)
     return wire.filter(pa.array(keep))
 
 
@@ -151,24 +206,28 @@ def conform(spec: RawSpec, wire: pa.Table, origin: str) -> Conformed:
     n = wire.num_rows
     records = wire[RECORD_COLUMN] if RECORD_COLUMN in wire.column_names else pa.array(np.arange(n))
     typed: dict[str, pa.Array] = {}
-    problems: list[tuple[np.ndarray, Column, str]] = []
+    problems: list[_Problem] = []
     for column in spec.columns:
         raw = _wire_text(wire, column)
         values, malformed, problem = _parse(column, raw)
-        problems.append((malformed, column, problem))
+        problems.append(_Problem(malformed, column, QuarantineReason.MALFORMED, problem))
+        if column.parse is Parse.TEXT:
+            problems += _text_problems(column, raw)
         if column.required:
             missing = _mask(pc.is_null(raw)) | _mask(pc.equal(pc.utf8_trim_whitespace(raw), ""))
-            problems.append((missing, column, "missing required field"))
+            problems.append(_Problem(missing, column, QuarantineReason.MISSING, "missing required field"))
         if column.allowed is not None:
             unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=pa.array(column.allowed))))
-            problems.append((_mask(unknown), column, f"unknown value; expected one of {', '.join(column.allowed)}"))
+            problems.append(_Problem(_mask(unknown), column, QuarantineReason.UNKNOWN_VALUE,
+                                     f"unknown value; expected one of {', '.join(column.allowed)}"))
         typed[column.name] = values
     table = pa.table(typed, schema=_relaxed(spec))
     if spec.key:
-        problems.append((_duplicates(table, spec.key), spec.column(spec.key[0]), "duplicate key"))
+        problems.append(_Problem(_repeated_keys(table, spec.key), spec.column(spec.key[0]),
+                                 QuarantineReason.DUPLICATE_KEY, "duplicate key"))
     bad = np.zeros(n, dtype=bool)
-    for mask, _, _ in problems:
-        bad |= mask
+    for problem in problems:
+        bad |= problem.mask
     clean = table.filter(pa.array(~bad)).cast(spec.schema)
     return Conformed(clean, _quarantine(spec, wire, records, problems, origin))
 
@@ -182,13 +241,14 @@ def _quarantine(
     spec: RawSpec,
     wire: pa.Table,
     records: pa.Array,
-    problems: list[tuple[np.ndarray, Column, str]],
+    problems: list[_Problem],
     origin: str,
 ) -> pa.Table:
     rows: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
     wire_columns = [c for c in wire.column_names if c != RECORD_COLUMN]
-    for mask, column, problem in problems:
+    for mask, column, code, problem in problems:
         positions = np.flatnonzero(mask)
+        allowed = list(column.allowed or ()) if code is QuarantineReason.UNKNOWN_VALUE else None
         if len(positions) == 0:
             continue
         taken = wire.select(wire_columns).take(pa.array(positions)).to_pylist()
@@ -199,6 +259,8 @@ def _quarantine(
             rows["field"].append(column.wire)
             value = record.get(column.wire)
             rows["value"].append(None if value is None else str(value))
+            rows["code"].append(code.value)
             rows["problem"].append(problem)
+            rows["allowed"].append(allowed)
             rows["record_json"].append(json.dumps(record, default=str, sort_keys=True))
     return pa.table(rows, schema=QUARANTINE_SCHEMA)

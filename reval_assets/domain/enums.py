@@ -100,6 +100,22 @@ class Environment(StrEnum):
     def needs_confirmation(self) -> bool:
         return self is not Environment.DEV
 
+    @staticmethod
+    def spelled(text: str | None) -> str:
+        """How an environment's name is compared, in REVAL_ENV and in `--confirm` alike: stripped, lower case."""
+        return (text or "").strip().lower()
+
+
+class QuarantineReason(StrEnum):
+    """Why `domain.conform` quarantined a record, as a code the checks count by (the prose is for people)."""
+
+    MISSING = "missing"  # a required field is null or blank
+    MALFORMED = "malformed"  # not a GMC number, date, date-time or integer
+    CONTROL_CHARACTER = "control_character"  # text holding a control character it may not
+    TOO_LONG = "too_long"  # text over `conform.MAX_TEXT` characters
+    UNKNOWN_VALUE = "unknown_value"  # an enum value the schema does not know
+    DUPLICATE_KEY = "duplicate_key"  # another record has the same key
+
 
 class VersionStatus(StrEnum):
     STAGED = "staged"

@@ -15,6 +15,11 @@ import pyarrow as pa
 from reval_assets.domain import enums
 from reval_assets.domain.enums import values
 
+GMC_NUMBER = "gmc_reference_number"  # a doctor's key, in every input and entity
+DESIGNATED_BODY = "designated_body_code"
+TIS_DESIGNATED_BODY = "tis_designated_body_code"
+RECORD_COLUMN = "_record"  # a wire record's position in its input (`sources.base.WireInput`)
+
 
 class Parse(StrEnum):
     """How a wire value (always text or a JSON scalar) becomes its typed value."""
@@ -44,6 +49,7 @@ class Column:
     parse: Parse = Parse.TEXT
     required: bool = False
     allowed: tuple[str, ...] | None = None
+    free_text: bool = False  # tab, newline and carriage return are allowed in it (other control characters never)
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -139,7 +145,7 @@ CONNECTION_LOGS = RawSpec(
         Column("previous_designated_body_code", "previousDesignatedBodyCode"),
         Column("updated_by", "updatedBy"),
         Column("request_time", "requestTime", Parse.ISO_DATETIME, required=True),
-        Column("reason", "reason"),
+        Column("reason", "reason", free_text=True),
         Column("request_type", "requestType", required=True, allowed=_allowed(enums.ConnectionRequestType)),
         Column("response_code", "responseCode"),
     ),
@@ -243,6 +249,19 @@ RECOMMENDATIONS = EntitySpec(
     ),
 )
 
+# The doctor's fields mapped onto each of their recommendations (traineeInfo → the screen's recommendationInfo).
+MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
+    "doctor_first_name",
+    "doctor_last_name",
+    "programme_name",
+    "membership_type",
+    "curriculum_end_date",
+    DESIGNATED_BODY,
+    "under_notice",
+)
+# Those mapping_coverage requires filled; under_notice is measured from the doctors' side instead.
+COVERED_TRAINEE_FIELDS: tuple[str, ...] = tuple(f for f in MAPPED_TRAINEE_FIELDS if f != "under_notice")
+
 ENTITY_SPECS: dict[str, EntitySpec] = {s.name: s for s in (DOCTORS, CONNECTIONS, RECOMMENDATIONS)}
 ENTITIES: tuple[str, ...] = tuple(ENTITY_SPECS)
 RAW_ENTITIES: tuple[str, ...] = tuple(RAW_SPECS)
@@ -254,7 +273,9 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("record", pa.int64()),  # position of the record in its input
         pa.field("field", pa.string()),  # wire name of the offending field
         pa.field("value", pa.string()),
-        pa.field("problem", pa.string()),
+        pa.field("code", pa.string()),  # an `enums.QuarantineReason`, which the checks count by
+        pa.field("problem", pa.string()),  # the same, for people
+        pa.field("allowed", pa.list_(pa.string())),  # for an unknown value: the values the schema allows
         pa.field("record_json", pa.string()),  # the whole record, so nothing is lost
     ]
 )

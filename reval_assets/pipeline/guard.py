@@ -10,7 +10,7 @@ class GuardRefused(Exception):
 
 
 def require_confirmation(env: Environment, confirm: str | None, action: str) -> None:
-    if not env.needs_confirmation or (confirm or "").strip() == env.value:
+    if not env.needs_confirmation or Environment.spelled(confirm) == env.value:
         return
     given = f" (got {confirm!r})" if confirm else ""
     raise GuardRefused(

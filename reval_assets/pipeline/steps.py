@@ -17,6 +17,7 @@ import pyarrow as pa
 from reval_assets.domain.batching import split_by_batch
 from reval_assets.domain.conform import conform, rows_of_batches
 from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
+from reval_assets.domain.summaries import InputSummary, LandingSummary
 from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
@@ -127,7 +128,12 @@ def _intact_landing(store: SnapshotStore, key: str) -> Landing | None:
         return None
     landing = Landing.from_body(body)
     # None lands it again: put_table rewrites the missing or damaged files with the right bytes
-    return landing if all(store.check(ref) is None for ref in landing.files()) else None
+    if any(store.check(ref) is not None for ref in landing.files()):
+        return None
+    store.touch_landing(key)  # reused: young again, so gc leaves it and its files to this sync
+    for ref in landing.files():
+        store.touch(ref)
+    return landing
 
 
 def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int, wanted: list[int],
@@ -167,8 +173,11 @@ class BatchBuild:
     reused: dict[str, bool]
 
 
-def build_batch(store: SnapshotStore, batch: int) -> BatchBuild:
-    """Build the three entities of one batch from its current raw inputs; write them as files."""
+def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None) -> BatchBuild:
+    """Build the three entities of one batch from its current raw inputs; write them as files.
+
+    The batch's head records `run_group`, the sync (a Dagster backfill, say) that built it: see `batches_built_by`.
+    """
     body = store.head_body(RAW_GROUP, batch)
     if body is None:
         raise MissingBatchError(f"batch {batch} has no raw inputs yet; materialise the raw assets for partition "
@@ -181,8 +190,13 @@ def build_batch(store: SnapshotStore, batch: int) -> BatchBuild:
     for entity in ENTITIES:
         refs[entity], reused[entity] = store.put_table(entity, batch, tables[entity], keep=True)
     store.set_head(ENTITY_GROUP, batch, refs, landing=body.get("landing"), source=body.get("source"),
-                   exported_at=body.get("exported_at"))
+                   exported_at=body.get("exported_at"), run_group=run_group)
     return BatchBuild(batch=batch, refs=refs, reused=reused)
+
+
+def batches_built_by(store: SnapshotStore, batches: int, run_group: str) -> list[int]:
+    """The batches whose current entities `run_group` built: the fresh batches of that sync's candidate."""
+    return [b for b in range(batches) if (store.head_body(ENTITY_GROUP, b) or {}).get("run_group") == run_group]
 
 
 def new_version_id() -> str:
@@ -241,42 +255,50 @@ def compose_manifest(runtime: Runtime, *, actor: str, reason: str, run_id: str |
     )
 
 
-def _landing_summaries(store: SnapshotStore, heads: dict[int, dict], parent: str | None) -> dict[str, dict]:
+def _landing_summaries(store: SnapshotStore, heads: dict[int, dict], parent: str | None) -> dict[str, LandingSummary]:
     """Per landing the candidate's batches come from: its export time and what it said about each input.
 
     A landing gc has since removed is taken from the live manifest, which recorded it when
     those batches were published.
     """
-    previous: dict[str, dict] | None = None
-    summaries: dict[str, dict] = {}
+    previous: dict[str, LandingSummary] | None = None
+    summaries: dict[str, LandingSummary] = {}
     for key in sorted({body.get("landing") or "unknown" for body in heads.values()}):
-        batches = sorted(b for b, body in heads.items() if (body.get("landing") or "unknown") == key)
+        batches = tuple(sorted(b for b, body in heads.items() if (body.get("landing") or "unknown") == key))
         times = [heads[b].get("exported_at") for b in batches]
         body = store.landing(key) if key != "unknown" else None
         if body is None:
             if previous is None:
                 previous = store.manifest(parent).landings if parent else {}
-            summary = dict(previous.get(key) or {"source": "unknown", "inputs": {}, "missing": True})
+            summary = previous.get(key) or LandingSummary(missing=True)
         else:
             details = body.get("details", {})
-            summary = {"source": body["source"], "landed_at": body.get("landed_at"),
-                       "inputs": {name: {**counts, **details.get(name, {})} for name, counts in body["counts"].items()}}
-        summaries[key] = {**summary, "batches": batches, "exported_at": None if None in times else min(times)}
+            summary = LandingSummary(source=body["source"], landed_at=body.get("landed_at"), inputs={
+                name: InputSummary.from_dict({**counts, **details.get(name, {})})
+                for name, counts in body["counts"].items()})
+        summaries[key] = replace(summary, batches=batches, exported_at=None if None in times else min(times))
     return summaries
+
+
+def live_manifest(runtime: Runtime) -> Manifest | None:
+    """The live version, which a partial re-sync takes its other batches from; None before the first publish,
+    or if live was cut into another number of batches (then those come from the newest heads too)."""
+    live = runtime.live.live_version()
+    if live is None:
+        return None
+    manifest = runtime.snapshots.manifest(live)
+    return manifest if manifest.batches == runtime.settings.batches else None
 
 
 def _live_heads(runtime: Runtime, batches: set[int]) -> dict[int, dict]:
     """The live version's files of `batches`, shaped like heads; none before the first publish."""
-    live = runtime.live.live_version()
-    if live is None or not batches:
+    manifest = live_manifest(runtime) if batches else None
+    if manifest is None:
         return {}
-    manifest = runtime.snapshots.manifest(live)
-    if manifest.batches != runtime.settings.batches:
-        return {}
-    landing_of = {b: key for key, summary in manifest.landings.items() for b in summary.get("batches", [])}
+    landing_of = {b: key for key, summary in manifest.landings.items() for b in summary.batches}
     return {b: {"refs": {e: manifest.files[e][b].__dict__ for e in ENTITIES}, "landing": landing_of.get(b),
                 "source": manifest.source,
-                "exported_at": manifest.landings.get(landing_of.get(b), {}).get("exported_at")}
+                "exported_at": manifest.landings[landing_of[b]].exported_at if b in landing_of else None}
             for b in batches}
 
 

@@ -17,6 +17,7 @@ passed through as text and quarantined later by `reval_assets.domain.conform`.
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +26,9 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from reval_assets.domain.schemas import RAW_SPECS, RECOMMENDATION_LIST_KEYS, RawSpec
+from reval_assets.domain.schemas import RAW_SPECS, RECOMMENDATION_LIST_KEYS, RECORD_COLUMN, RawSpec
 from reval_assets.sources.base import SourceError, WireInput
 
-RECORD_COLUMN = "_record"
 RECOMMENDATIONS_FILE = RAW_SPECS["recommendation_records"].file
 EXPECTED_FILES: tuple[str, ...] = tuple(spec.file for spec in RAW_SPECS.values())
 _FINGERPRINT_VERSION = b"reval-files-v1"
@@ -138,6 +138,17 @@ def _records(spec: RawSpec, parsed: object, file: str) -> list:
     return parsed
 
 
+def _kind(path: Path) -> str:
+    """What is at `path` (following symlinks), in words: "a regular file", "missing", "a FIFO"..."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # not there, or not reachable: reported as missing, as before
+        return "missing"
+    kinds = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "an unknown kind of file")
+
+
 class FileSource:
     """The export files of the contract in `directory`.
 
@@ -194,6 +205,13 @@ class FileSource:
         expected = ", ".join(EXPECTED_FILES)
         if not self.directory.is_dir():
             raise SourceError(f"export folder not found; it must hold {expected}", file=str(self.directory))
+        odd = [(spec.file, _kind(self.directory / spec.file)) for spec in RAW_SPECS.values()]
+        odd = [(file, kind) for file, kind in odd if kind not in ("a regular file", "missing")]
+        if odd:  # never opened: reading a FIFO would wait for a writer for ever
+            raise SourceError(
+                f"{', '.join(f'{file} is {kind}' for file, kind in odd)}, not a regular file; the export must be "
+                f"the files themselves in {self.directory}", file=str(self.directory / odd[0][0]),
+            )
         missing = [spec.file for spec in RAW_SPECS.values() if not (self.directory / spec.file).is_file()]
         if missing:
             raise SourceError(

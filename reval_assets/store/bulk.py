@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.engine import URL, make_url
 
+from reval_assets.store.files import private_file
+
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 _SQL_TYPES = {
@@ -58,7 +60,8 @@ def adbc_connection(url: str | URL) -> Iterator[object]:
     if dialect_of(url) == "sqlite":
         import adbc_driver_sqlite.dbapi as driver
 
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        if uri != ":memory:":
+            private_file(Path(uri))  # as LiveStore makes it: 0600 before SQLite creates it
     else:
         import adbc_driver_postgresql.dbapi as driver
     connection = driver.connect(uri)

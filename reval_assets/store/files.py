@@ -6,24 +6,64 @@ The snapshots name doctors, so folders are 0700 and files 0600 whatever the umas
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from reval_assets.store.faults import fault_point
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+PRIVATE_UMASK = 0o077
+_umask_lock = threading.Lock()
+_umask_held = {"count": 0, "saved": 0}  # how many `private_umask` are open, and the umask they replaced
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` and any missing parents as 0700 (mkdir's `parents` would use the umask)."""
+    """Create `path` and any missing parents as 0700 (mkdir's `parents` would use the umask); an existing
+    `path` is made 0700 too. For folders about to be written; `new_private_dir` leaves existing ones alone."""
+    if not new_private_dir(path):
+        os.chmod(path, DIR_MODE)
+    return path
+
+
+def new_private_dir(path: Path) -> bool:
+    """Create `path` and any missing parents as 0700, touching nothing that exists; whether any was created."""
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for folder in reversed(missing):
         folder.mkdir(mode=DIR_MODE, exist_ok=True)
         os.chmod(folder, DIR_MODE)
-    if not missing:
-        os.chmod(path, DIR_MODE)
+    return bool(missing)
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty as 0600 if it does not exist (so a database opened on it is private); else leave it."""
+    new_private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        pass
     return path
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """While open, files and folders created without an explicit mode (e.g. by Dagster's SQLite storage)
+    are owner-only: 0600 and 0700. The umask is the process's, so overlapping uses (threads) share it:
+    the first in sets it, the last out restores it."""
+    with _umask_lock:
+        if _umask_held["count"] == 0:
+            _umask_held["saved"] = os.umask(PRIVATE_UMASK)
+        _umask_held["count"] += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_held["count"] -= 1
+            if _umask_held["count"] == 0:
+                os.umask(_umask_held["saved"])
 
 
 def atomic_write(path: Path, data: bytes | memoryview) -> None:
