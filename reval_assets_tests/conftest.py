@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -74,6 +75,16 @@ def reval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "reval-home"
     isolate_reval_env(monkeypatch, home)
     return home
+
+
+@pytest.fixture
+def instance(reval_env: Path) -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance with in-memory storage (fast); test_postgres_instance.py covers PostgreSQL storage."""
+    dagster_instance = dg.DagsterInstance.ephemeral()
+    try:
+        yield dagster_instance
+    finally:
+        dagster_instance.dispose()
 
 
 @pytest.fixture

@@ -73,15 +73,6 @@ def assert_fresh_and_live(published: Files, *, fresh: set[int], staged: Files, l
 
 
 @pytest.fixture
-def instance(reval_env: Path) -> Iterator[dg.DagsterInstance]:
-    dagster_instance = dg.DagsterInstance.ephemeral()
-    try:
-        yield dagster_instance
-    finally:
-        dagster_instance.dispose()
-
-
-@pytest.fixture
 def runtime(reval_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The runs read the export files in `tmp_path/export`, written from the synthetic source."""
     folder = write_export(SyntheticSource(doctors=1500, seed=7).extract(), tmp_path / "export")

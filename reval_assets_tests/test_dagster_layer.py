@@ -41,16 +41,6 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def instance(reval_env: Path) -> Iterator[dg.DagsterInstance]:
-    """A real instance with in-memory storage (fast); test_postgres_instance.py covers PostgreSQL storage."""
-    dagster_instance = dg.DagsterInstance.ephemeral()
-    try:
-        yield dagster_instance
-    finally:
-        dagster_instance.dispose()
-
-
-@pytest.fixture
 def open_runtime() -> Iterator[Callable[[], Runtime]]:
     """Runtimes built from the environment as it is when called; all closed at the end."""
     opened: list[Runtime] = []

@@ -253,6 +253,9 @@ def test_a_text_value_over_ten_thousand_characters_is_quarantined_and_ten_thousa
     [row] = result.quarantine.to_pylist()
     assert (row["record"], row["field"], row["problem"]) == (1, "doctorFirstName", "malformed text: over 10,000 "
                                                                                    "characters")
+    # the quarantine keeps the start of the value and its length as evidence, not the whole value again
+    assert row["value"] == "é" * 1_000 + "… (10,001 characters)"
+    assert json.loads(row["record_json"])["doctorFirstName"] == row["value"]
 
 
 def test_examples_of_bad_values_in_check_evidence_and_messages_are_cut_to_64_characters():
@@ -274,3 +277,14 @@ def test_a_doctor_named_with_nul_is_quarantined_and_the_rest_published_on_either
         names = conn.execute(sa.text("SELECT doctor_first_name FROM doctors")).scalars().all()
     assert len(names) >= 199 and not any("\x00" in (name or "") for name in names)
     assert "malformed text: control character" in runtime.snapshots.manifest(version).to_json().decode()
+
+
+def test_a_record_with_two_problems_is_kept_whole_once_as_json_that_reads_back():
+    wire = _doctors(doctorFirstName=["Ann", 'B"o\\b\x00', "Cy"], doctorLastName=["Lee", "Ray\x01", "Day"])
+    result = conform(GMC_DOCTORS, wire, "doctors_for_db.json")
+    rows = result.quarantine.to_pylist()
+    assert [(r["record"], r["field"]) for r in rows] == [(1, "doctorFirstName"), (1, "doctorLastName")]
+    assert [r["record_json"] is None for r in rows] == [False, True]  # the record once, on its first row
+    assert json.loads(rows[0]["record_json"]) == {"gmcReferenceNumber": "1000002", "doctorFirstName": 'B"o\\b\x00',
+                                                  "doctorLastName": "Ray\x01"}
+    assert result.quarantined_records == 1

@@ -350,3 +350,15 @@ def test_a_sync_that_fills_the_disk_gives_back_the_files_it_wrote(small_disk: Pa
     assert reval_on(home, "verify").returncode == 0
     again = reval_on(home, "sync", "--allow-drift", "another population", REVAL_SEED="1")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_prod_rollback_of_an_overlong_id_is_refused_in_one_line_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    overlong = "v" + "1" * 40
+    env = {"REVAL_HOME": str(tmp_path / "home"), "REVAL_LIVE_URL": pg_url, "REVAL_ENV": "prod"}
+    refused = subprocess.run([*CLI, "rollback", overlong, "--reason", "x", "--json"], capture_output=True, text=True,
+                             env={**os.environ, **env}, timeout=120)
+    assert refused.returncode == 4, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "SELECT" not in refused.stderr
+    confirmed = subprocess.run([*CLI, "rollback", overlong, "--reason", "x", "--confirm", "prod", "--json"],
+                               capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert confirmed.returncode == 2 and "unknown version" in json.loads(confirmed.stdout)["error"]

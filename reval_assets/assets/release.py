@@ -14,7 +14,7 @@ from reval_assets.alerts import Alert, send_alert, short_error
 from reval_assets.assets.common import SETTINGS_AT_LOAD, SYNC_POOL, actor_of, describe, run_group, writing
 from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline.guard import GuardRefused
-from reval_assets.pipeline.operations import check_candidate, publish
+from reval_assets.pipeline.operations import check_candidate, guarded, publish
 from reval_assets.pipeline.room import require_room
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import MissingBatchError, batches_built_by, live_manifest, stage_candidate
@@ -213,9 +213,10 @@ def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval
 def _publish(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
     runtime = reval.runtime()
     version = config.version or runtime.live.candidate_for_run(context.run.run_id)
-    if not version:
-        raise dg.Failure(description=_nothing_to_publish(runtime))
     try:
+        if not version:  # in staging and prod the refusal comes first, whatever there is to publish
+            guarded(runtime, "publishing", None, actor_of(context), config.reason, config.confirm)
+            raise dg.Failure(description=_nothing_to_publish(runtime))
         publish(runtime, version, actor=actor_of(context), reason=config.reason, confirm=config.confirm)
     except (GuardRefused, PublishError, KeyError) as error:
         raise dg.Failure(description=str(error)) from None

@@ -237,6 +237,9 @@ def _relaxed(spec: RawSpec) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in spec.schema])
 
 
+QUARANTINED_TEXT = 1_000  # characters of one value the quarantine keeps as evidence
+
+
 def _quarantine(
     spec: RawSpec,
     wire: pa.Table,
@@ -244,23 +247,73 @@ def _quarantine(
     problems: list[_Problem],
     origin: str,
 ) -> pa.Table:
-    rows: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
-    wire_columns = [c for c in wire.column_names if c != RECORD_COLUMN]
-    for mask, column, code, problem in problems:
-        positions = np.flatnonzero(mask)
-        allowed = list(column.allowed or ()) if code is QuarantineReason.UNKNOWN_VALUE else None
-        if len(positions) == 0:
-            continue
-        taken = wire.select(wire_columns).take(pa.array(positions)).to_pylist()
-        for position, record in zip(positions, taken, strict=False):
-            rows["input"].append(spec.name)
-            rows["origin"].append(origin)
-            rows["record"].append(int(records[int(position)].as_py()))
-            rows["field"].append(column.wire)
-            value = record.get(column.wire)
-            rows["value"].append(None if value is None else str(value))
-            rows["code"].append(code.value)
-            rows["problem"].append(problem)
-            rows["allowed"].append(allowed)
-            rows["record_json"].append(json.dumps(record, default=str, sort_keys=True))
-    return pa.table(rows, schema=QUARANTINE_SCHEMA)
+    """One row per (record, problem), built columnar: a million bad records cost about what their
+    wire text does, not a Python dict each."""
+    wire_columns = sorted(c for c in wire.column_names if c != RECORD_COLUMN)
+    written = np.zeros(wire.num_rows, dtype=bool)  # records whose JSON an earlier row already holds
+    parts = []
+    for problem in problems:
+        if problem[0].any():
+            parts.append(_quarantine_rows(spec, wire, wire_columns, records, problem, origin, written))
+            written |= problem[0]
+    return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
+
+
+def _quarantine_rows(spec: RawSpec, wire: pa.Table, wire_columns: list[str], records: pa.Array,
+                     problem: _Problem, origin: str, written: np.ndarray) -> pa.Table:
+    mask, column, code, text = problem
+    at = np.flatnonzero(mask)
+    positions = pa.array(at)
+    n = len(positions)
+    taken = {name: _kept(pc.cast(wire[name].take(positions).combine_chunks(), pa.string())) for name in wire_columns}
+    allowed = list(column.allowed or ()) if code is QuarantineReason.UNKNOWN_VALUE else None
+    value = taken.get(column.wire, pa.nulls(n, pa.string()))
+    first = ~written[at]  # a record with several problems carries its JSON on its first row only
+    record_json = _json_objects({k: v.filter(pa.array(first)) for k, v in taken.items()}, int(first.sum()))
+    if not first.all():
+        record_json = pc.replace_with_mask(pa.nulls(n, pa.string()), pa.array(first), record_json)
+    return pa.table({
+        "input": pa.repeat(pa.scalar(spec.name), n),
+        "origin": pa.repeat(pa.scalar(origin), n),
+        "record": pc.cast(records.take(positions), pa.int64()),
+        "field": pa.repeat(pa.scalar(column.wire), n),
+        "value": value,
+        "code": pa.repeat(pa.scalar(code.value), n),
+        "problem": pa.repeat(pa.scalar(text), n),
+        "allowed": pa.repeat(pa.scalar(allowed, pa.list_(pa.string())), n),
+        "record_json": record_json,
+    }, schema=QUARANTINE_SCHEMA)
+
+
+def _kept(values: pa.Array) -> pa.Array:
+    """Values as the quarantine keeps them: whole, or (over QUARANTINED_TEXT characters) their start and
+    their length; a 200 MB value is a broken export, and keeping it whole would cost its size again."""
+    lengths = pc.utf8_length(values)
+    long = np.flatnonzero(_mask(pc.greater(lengths, QUARANTINED_TEXT)))
+    if len(long) == 0:
+        return values
+    cut = [f"{values[int(i)].as_py()[:QUARANTINED_TEXT]}… ({lengths[int(i)].as_py():,} characters)" for i in long]
+    marks = np.zeros(len(values), dtype=bool)
+    marks[long] = True
+    return pc.replace_with_mask(values, pa.array(marks), pa.array(cut, pa.string()))
+
+
+def _json_objects(columns: dict[str, pa.Array], n: int) -> pa.Array:
+    """`{"name": "value", ...}` per row (keys sorted, null as null), from text columns, columnar."""
+    if not columns:
+        return pa.repeat(pa.scalar("{}"), n)
+    body = None
+    for name, values in columns.items():  # one member at a time: at most two copies of the text at once
+        member = pc.binary_join_element_wise(json.dumps(name) + ": ", _json_strings(values), "")
+        body = member if body is None else pc.binary_join_element_wise(body, member, ", ")
+    return pc.binary_join_element_wise("{", body, "}", "")
+
+
+def _json_strings(values: pa.Array) -> pa.Array:
+    """Each text as a JSON string literal, null as `null` (escapes as JSON requires; other text as is)."""
+    text = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    if pc.any(pc.match_substring_regex(text, "[\\x00-\\x1f]")).as_py():
+        for code in range(0x20):
+            if pc.any(pc.match_substring(text, chr(code))).as_py():
+                text = pc.replace_substring(text, chr(code), f"\\u{code:04x}")
+    return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null")

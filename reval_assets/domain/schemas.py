@@ -276,6 +276,6 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("code", pa.string()),  # an `enums.QuarantineReason`, which the checks count by
         pa.field("problem", pa.string()),  # the same, for people
         pa.field("allowed", pa.list_(pa.string())),  # for an unknown value: the values the schema allows
-        pa.field("record_json", pa.string()),  # the whole record, so nothing is lost
+        pa.field("record_json", pa.string()),  # the whole record, so nothing is lost (on its first row only)
     ]
 )

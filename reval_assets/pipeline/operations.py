@@ -28,7 +28,7 @@ from reval_assets.quality.checks import (
     run_checks,
 )
 from reval_assets.store.live import file_table, fingerprint
-from reval_assets.store.snapshots import FileRef, Manifest
+from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest
 
 STALE_SECONDS = 600  # a leftover younger than this may belong to a sync still running
 
@@ -93,18 +93,23 @@ def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds
     return results
 
 
-def _guarded(runtime: Runtime, action: str, version: str, actor: str, reason: str, confirm: str | None) -> None:
+def guarded(runtime: Runtime, action: str, version: str | None, actor: str, reason: str,
+             confirm: str | None) -> None:
+    """Refuse (and audit the refusal) without the typed confirmation. A refused id that is no version id of
+    ours is audited in the detail only: the catalog's version column holds generated ids."""
     env = runtime.settings.env
     try:
         require_confirmation(env, confirm, action)
     except GuardRefused as refusal:
-        runtime.live.audit("refuse", version, actor, env.value, reason, {"action": action, "message": str(refusal)})
+        ours = version if version is not None and VERSION_ID.match(version) else None
+        detail = {"action": action, "message": str(refusal), **({} if ours == version else {"given": version[:100]})}
+        runtime.live.audit("refuse", ours, actor, env.value, reason, detail)
         raise
 
 
 def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> None:
     """Publish a staged candidate whose blocking checks passed (re-verified here, not trusted)."""
-    _guarded(runtime, "publishing", version, actor, reason, confirm)
+    guarded(runtime, "publishing", version, actor, reason, confirm)
     with runtime.live.writer_lock("publish"):
         runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value)
         _journal_repoint(runtime, "publish", version, actor, reason)
@@ -113,7 +118,7 @@ def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm:
 
 def rollback(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> str | None:
     """Re-point live to a version that was live before, after checking its files are intact."""
-    _guarded(runtime, "rolling back", version, actor, reason, confirm)
+    guarded(runtime, "rolling back", version, actor, reason, confirm)
     with runtime.live.writer_lock("rollback"):
         manifest = runtime.snapshots.manifest(version)
         for ref in manifest.all_files():
@@ -311,7 +316,7 @@ def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = 
     if keep < 0:
         raise GcError(f"--keep must be 0 or more (how many published versions to keep besides live), not {keep}")
     if not dry_run:
-        _guarded(runtime, "deleting old versions (gc)", None, actor, f"gc keep={keep}", confirm)
+        guarded(runtime, "deleting old versions (gc)", None, actor, f"gc keep={keep}", confirm)
     with runtime.live.writer_lock("gc"):
         plan = plan_gc(runtime, keep, grace_seconds)
         bytes_freed = sum(p.stat().st_size for p in plan.files if p.exists())

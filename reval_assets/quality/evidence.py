@@ -31,6 +31,7 @@ def quarantine_reasons(quarantine: pa.Table) -> list[dict]:
     if quarantine.num_rows == 0:
         return []
     keys = ["field", "code", "problem"]
+    quarantine = quarantine.select([*keys, "record", "value", "allowed"])  # never copy the records' JSON
     counts = quarantine.group_by(keys, use_threads=False).aggregate([("record", "count_distinct")])
     reasons = []
     for row in counts.to_pylist():
