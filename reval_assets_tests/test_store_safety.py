@@ -362,3 +362,14 @@ def test_a_prod_rollback_of_an_overlong_id_is_refused_in_one_line_on_postgresql(
     confirmed = subprocess.run([*CLI, "rollback", overlong, "--reason", "x", "--confirm", "prod", "--json"],
                                capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert confirmed.returncode == 2 and "unknown version" in json.loads(confirmed.stdout)["error"]
+
+
+def test_a_store_from_before_identities_takes_its_live_versions_environment_and_batch_count(box: Sandbox) -> None:
+    engine = sa.create_engine(box.live_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE reval_store")
+    engine.dispose()
+    (box.snapshots / "store.json").unlink()
+    ran = box.reval("sync", "--json", source="b", REVAL_BATCHES="2")  # the first writer after the upgrade
+    assert ran.code == 1 and "this live store has 4 batches, but REVAL_BATCHES is 2" in ran.data["error"], str(ran)
+    assert box.sync("b").data["published"]

@@ -65,8 +65,19 @@ def _first_identity(runtime: Runtime, served: dict | None, *, writing: bool) -> 
         return None
     live.create_catalog()
     store_id = (served or {}).get("store_id") or str(uuid.uuid4())
-    live.set_identity(store_id, runtime.settings.env.value, runtime.settings.batches)
+    env, batches = _recorded_settings(runtime)
+    live.set_identity(store_id, env, batches)
     return live.identity()
+
+
+def _recorded_settings(runtime: Runtime) -> tuple[str, int]:
+    """The environment and batch count a store already holding versions was made with (a catalog from
+    before identities were recorded): its live version's; a new store takes the settings'."""
+    live = runtime.live.live_version()
+    if live is None:
+        return runtime.settings.env.value, runtime.settings.batches
+    row = runtime.live.version(live) or {}
+    return row.get("env") or runtime.settings.env.value, runtime.snapshots.manifest(live).batches
 
 
 def _home_identity(runtime: Runtime, catalog: dict) -> dict:
