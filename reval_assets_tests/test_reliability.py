@@ -392,7 +392,10 @@ def test_resume_after_aborts_reuses_complete_batch_files_and_loaded_tables_and_r
     second = box.reval("sync", "--json", source="b", fault="load_table#3:kill")
     assert second.code == -signal.SIGKILL and second.fired == ["load_table#3"]
     resumed = _materializations(box, second)
-    assert resumed["doctors"]["batches_reused"] == 2 and resumed["doctors"]["batches_written"] == BATCHES - 2
+    # Batches are built on threads: one whose write passed the fault point just after the kill was asked for
+    # may finish before the kill lands (seen on a loaded machine), so two or three batches are complete.
+    reused = resumed["doctors"]["batches_reused"]
+    assert reused in (2, 3) and resumed["doctors"]["batches_written"] == BATCHES - reused, resumed["doctors"]
     with box.runtime() as rt:
         committed = len(rt.live.loaded_tables() - tables_a)  # each table commits on its own
     assert committed == 2 if box.backend == "sqlite" else committed in (1, 2, 3), committed
