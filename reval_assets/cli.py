@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,6 +36,9 @@ from reval_assets.pipeline.room import DiskFull, is_disk_full
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings, SettingsError
 from reval_assets.sources.base import SourceError
+from reval_assets.sources.export import write_export
+from reval_assets.sources.shapes import REAL_SHAPES
+from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError, UnknownVersionError
 from reval_assets.store.writer_lock import StoreBusy
@@ -401,6 +405,32 @@ def verify(runtime: Runtime, *, as_json: bool, version: str | None) -> dict:
     if not as_json:
         out.print(f"[green]{report['version']}: {report['files']} files and {report['tables']} tables verified[/]")
     return report
+
+
+@main.command("sample-export")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--real", is_flag=True, help="Each input in a shape the original services send (envelopes, "
+              "Jackson dates, the summary payload, mongoexport documents), not in reval's own spelling.")
+@click.option("--shape", "shapes", multiple=True, metavar="INPUT=SHAPE",
+              help="One input in one shape, e.g. gmc_doctors=soap (repeatable; overrides --real).")
+@command(writes=False, gate=False)
+def sample_export(runtime: Runtime, *, as_json: bool, folder: Path, real: bool, shapes: tuple[str, ...]) -> dict:
+    """Write the synthetic population (REVAL_DOCTORS, REVAL_SEED, REVAL_FAULTS) as the export files, in FOLDER."""
+    chosen = dict(REAL_SHAPES) if real else {}
+    for item in shapes:
+        name, _, shape = item.partition("=")
+        chosen[name.strip()] = shape.strip()
+    settings = runtime.settings
+    source = SyntheticSource(doctors=settings.doctors, seed=settings.seed, faults=settings.faults,
+                             designated_bodies=settings.designated_bodies)
+    try:
+        write_export(source.extract(), folder, shapes=chosen)
+    except KeyError as error:
+        raise Exit(FAILED, f"--shape: {error.args[0]}") from None
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    if not as_json:
+        out.print(f"wrote {settings.doctors:,} doctors to {folder}: {', '.join(files)}")
+    return {"folder": str(folder), "files": files, "shapes": chosen}
 
 
 def _parse_batches(text: str | None, total: int) -> list[int]:

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reval_assets.domain.designated_bodies import DESIGNATED_BODY_PATTERN, PROD_CODES, STAGE_CODES
 from reval_assets.domain.enums import Environment
+
+# The designated bodies each environment knows, unless REVAL_DESIGNATED_BODIES says otherwise.
+DEFAULT_DESIGNATED_BODIES: dict[Environment, tuple[str, ...]] = {
+    Environment.DEV: PROD_CODES,
+    Environment.STAGING: STAGE_CODES,
+    Environment.PROD: PROD_CODES,
+}
 
 
 class SettingsError(ValueError):
@@ -25,6 +33,7 @@ class Settings:
     seed: int = 0
     batches: int = 16
     faults: tuple[str, ...] = field(default_factory=tuple)
+    designated_bodies: tuple[str, ...] = PROD_CODES  # the codes the data may hold (REVAL_DESIGNATED_BODIES)
 
     @property
     def snapshot_root(self) -> Path:
@@ -57,7 +66,24 @@ class Settings:
             seed=_int(e, "REVAL_SEED", 0),
             batches=_positive_int(e, "REVAL_BATCHES", 16),
             faults=tuple(f.strip() for f in e.get("REVAL_FAULTS", "").split(",") if f.strip()),
+            designated_bodies=_designated_bodies(e, env),
         )
+
+
+def _designated_bodies(environ: Mapping[str, str], env: Environment) -> tuple[str, ...]:
+    """REVAL_DESIGNATED_BODIES (comma-separated codes, stripped and upper-cased), else the environment's."""
+    text = environ.get("REVAL_DESIGNATED_BODIES")
+    if text is None:
+        return DEFAULT_DESIGNATED_BODIES[env]
+    given = [c.strip() for c in text.split(",") if c.strip()]
+    if not given:
+        raise SettingsError("REVAL_DESIGNATED_BODIES lists no designated-body code: unset it for the "
+                            f"{env.value} default, or list codes such as {PROD_CODES[0]}")
+    bad = next((c for c in given if not DESIGNATED_BODY_PATTERN.match(c.upper())), None)
+    if bad is not None:
+        raise SettingsError(f"REVAL_DESIGNATED_BODIES holds {bad!r}, which is not a designated-body code "
+                            f"(like {PROD_CODES[0]} or {STAGE_CODES[0]})")
+    return tuple(dict.fromkeys(c.upper() for c in given))
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

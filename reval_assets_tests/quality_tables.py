@@ -63,8 +63,13 @@ def tables_from(doctors: list[dict]) -> dict[str, pa.Table]:
          "recommendation_status": "COMPLETED", "gmc_outcome": "Approved", "gmc_submission_date": date(2023, 1, 5)}
         for d in doctors
     ]
+    hidden = [{"gmc_reference_number": d["gmc_reference_number"], "hidden_for_designated_body_code": body,
+               "hidden_until_date": date(2027, 3, 1), "hidden_by": "sam.admin@hee.nhs.uk"}
+              for d in doctors[:2]
+              for body in sorted({d["designated_body_code"], d["tis_designated_body_code"]} - {None})]
     return {"doctors": entity_table("doctors", doctors), "connections": entity_table("connections", connections),
-            "recommendations": entity_table("recommendations", recommendations)}
+            "recommendations": entity_table("recommendations", recommendations),
+            "hidden_discrepancies": entity_table("hidden_discrepancies", hidden)}
 
 
 def clean_tables(n: int = 40) -> dict[str, pa.Table]:

@@ -63,15 +63,15 @@ def test_conform_types_good_records_and_keeps_them_all():
         ("gmcReferenceNumber", "123456", "malformed GMC number"),
         ("gmcReferenceNumber", "12345678", "malformed GMC number"),
         ("submissionDate", "31/02/2023", "malformed date"),
-        ("submissionDate", "2023-01-05", "malformed date"),
+        ("submissionDate", "05-01-2023", "malformed date"),
         ("underNotice", "Maybe", "unknown value"),
         ("gmcLastUpdatedDateTime", "2023-13-01T00:00:00", "malformed date-time"),
         ("gmcLastUpdatedDateTime", "2023-02-29T10:00:00", "malformed date-time"),
         ("gmcLastUpdatedDateTime", "2023-01-01T24:00:00", "malformed date-time"),
         ("gmcLastUpdatedDateTime", "2023-01-01T23:60:00", "malformed date-time"),
         ("gmcLastUpdatedDateTime", "2023-01-01T23:59:60", "malformed date-time"),
-        ("gmcLastUpdatedDateTime", "2023-01-01T00:00:00.1234567", "malformed date-time"),
-        ("gmcLastUpdatedDateTime", "2023-01-01T00:00:00Z", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T00:00:00.1234567890", "malformed date-time"),
+        ("gmcLastUpdatedDateTime", "2023-01-01T00:00:00Q", "malformed date-time"),
     ],
 )
 def test_conform_quarantines_a_bad_value_with_its_record_field_and_problem(field, value, problem):

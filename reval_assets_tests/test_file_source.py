@@ -11,8 +11,9 @@ import pytest
 from reval_assets.domain.conform import conform
 from reval_assets.domain.schemas import RAW_SPECS
 from reval_assets.sources.base import Source, SourceError, WireInput
+from reval_assets.sources.documents import summary_items
 from reval_assets.sources.export import write_export
-from reval_assets.sources.files import FileSource, recommendation_items
+from reval_assets.sources.files import EXPECTED_FILES, FileSource
 
 DOCTORS = [
     {
@@ -133,11 +134,25 @@ CONNECTION_LOGS = [
     },
 ]
 
+HIDDEN = [
+    {
+        "gmcId": "2345678",
+        "currentDesignatedBodyCode": "1-1RSSQ5L",
+        "programmeOwnerDesignatedBodyCode": "1-1RUZV1D",
+        "hiddenForDesignatedBodyCode": "1-1RSSQ5L",
+        "hiddenBy": "sam.admin@hee.nhs.uk",
+        "reason": "moving to KSS in March",
+        "hiddenDateTime": "2026-11-02T09:15:00",
+        "hiddenUntilDate": "2027-03-01",
+    },
+]
+
 RECORDS = {
     "gmc_doctors": DOCTORS,
     "tis_trainees": TRAINEES,
     "recommendation_records": RECOMMENDATIONS,
     "connection_logs": CONNECTION_LOGS,
+    "hidden_discrepancy_records": HIDDEN,
 }
 
 
@@ -242,13 +257,13 @@ def test_empty_exports_give_empty_tables(tmp_path: Path) -> None:
 # --- missing files ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("file", [spec.file for spec in RAW_SPECS.values()])
+@pytest.mark.parametrize("file", EXPECTED_FILES)
 def test_missing_file_names_the_file(tmp_path: Path, file: str) -> None:
     (_export(tmp_path) / file).unlink()
     error = _error(tmp_path)
     assert error.file == str(tmp_path.absolute() / file)
     assert f"missing export file(s) {file}" in str(error)
-    for expected in (spec.file for spec in RAW_SPECS.values()):
+    for expected in EXPECTED_FILES:
         assert expected in str(error)
 
 
@@ -319,6 +334,10 @@ def test_missing_list_key_names_the_file_and_the_keys_found(tmp_path: Path) -> N
     assert "found keys 'countTotal', 'recommendations'" in problem
 
 
+def recommendation_items(payload: dict, file: str) -> list:
+    return summary_items(payload, file)[0]
+
+
 def test_missing_list_key_in_an_empty_object_says_no_keys_were_found() -> None:
     with pytest.raises(SourceError, match="found keys none"):
         recommendation_items({}, "recommendations.json")
@@ -344,12 +363,21 @@ def test_list_key_that_is_not_an_array_fails() -> None:
         recommendation_items({"countTotal": 1, "traineeInfo": {"gmcNumber": "1234567"}}, "recommendations.json")
 
 
-def test_count_total_different_from_the_list_length_is_a_truncated_payload(tmp_path: Path) -> None:
+def test_count_total_counts_doctors_not_items_so_a_different_count_is_read(tmp_path: Path) -> None:
     _export(tmp_path)
     _write_json(_recommendations_file(tmp_path), {"countTotal": 3, "traineeInfo": RECOMMENDATIONS})
+    wire = FileSource(tmp_path).extract()["recommendation_records"]
+    assert wire.table.num_rows == len(RECOMMENDATIONS)
+    assert "countTotal 3 doctors" in wire.read_as
+
+
+def test_one_page_of_a_paged_payload_is_a_truncated_payload(tmp_path: Path) -> None:
+    _export(tmp_path)
+    _write_json(_recommendations_file(tmp_path), {"countTotal": 300, "totalPages": 23, "totalResults": 450,
+                                                   "traineeInfo": RECOMMENDATIONS})
     error = _error(tmp_path)
-    assert "truncated payload: countTotal is 3 but 'traineeInfo' has 2 records" in str(error)
-    assert error.file.endswith("recommendations.json") and error.field == "countTotal"
+    assert "truncated payload: it is one page (2 items under 'traineeInfo') of 23" in str(error)
+    assert error.file.endswith("recommendations.json") and error.field == "totalPages"
 
 
 def test_count_total_may_be_absent() -> None:
@@ -361,11 +389,11 @@ def test_count_total_that_is_not_an_integer_fails() -> None:
         recommendation_items({"countTotal": "2", "recommendationInfo": RECOMMENDATIONS}, "r.json")
 
 
-def test_recommendations_as_a_bare_array_fails_with_the_expected_shape(tmp_path: Path) -> None:
+def test_recommendations_as_bare_records_are_read_as_records(tmp_path: Path) -> None:
     _export(tmp_path)
     _write_json(_recommendations_file(tmp_path), RECOMMENDATIONS)
-    with pytest.raises(SourceError, match="expected a JSON object with countTotal.*found array"):
-        FileSource(tmp_path).extract()
+    wire = FileSource(tmp_path).extract()["recommendation_records"]
+    assert wire.table.num_rows == len(RECOMMENDATIONS) and "(a JSON array)" in wire.read_as
 
 
 # --- broken files and records ----------------------------------------------------------------
@@ -427,7 +455,7 @@ def test_recommendation_item_that_is_not_an_object_names_the_record(tmp_path: Pa
         ("recommendation_records", 1, "outcome", "Pending GMC", "unknown value"),
         ("gmc_doctors", 2, "underNotice", "Maybe", "unknown value"),
         ("connection_logs", 0, "requestType", "MOVE", "unknown value"),
-        ("gmc_doctors", 1, "submissionDate", "2024-03-14", "malformed date"),
+        ("gmc_doctors", 1, "submissionDate", "14.03.2024", "malformed date"),
         ("tis_trainees", 0, "curriculumEndDate", "31/02/2024", "malformed date"),
         ("gmc_doctors", 0, "gmcReferenceNumber", "123456", "malformed GMC number"),
         ("recommendation_records", 0, "gmcNumber", "12345678", "malformed GMC number"),

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from reval_assets.domain.batching import batch_of_one
+from reval_assets.domain.schemas import ENTITIES, GUARDED_ENTITIES
 from reval_assets.pipeline import operations
 from reval_assets.quality.checks import drift_changes, run_checks
 from reval_assets.sources.base import WireInput
@@ -25,8 +26,7 @@ def test_diff_counts_rows_added_removed_and_changed_by_key(runtime):
     old = runtime.snapshots.manifest(a).rows()["doctors"]
     new = runtime.snapshots.manifest(b).rows()["doctors"]
     assert changes["doctors"]["removed"] - changes["doctors"]["added"] == old - new > 0
-    assert operations.diff(runtime, a, a) == {e: {"added": 0, "removed": 0, "changed": 0}
-                                               for e in ("doctors", "connections", "recommendations")}
+    assert operations.diff(runtime, a, a) == {e: {"added": 0, "removed": 0, "changed": 0} for e in ENTITIES}
 
 
 def test_the_drift_check_counts_the_same_changes_as_reval_diff(runtime):
@@ -73,7 +73,7 @@ def test_reval_diff_counts_a_recommendation_moved_to_another_batch_as_changed(ru
 def test_verify_passes_then_names_a_flipped_byte(runtime):
     version = publish(runtime)
     report = operations.verify(runtime)
-    assert report["version"] == version and report["problems"] == [] and report["files"] == 3 * 16
+    assert report["version"] == version and report["problems"] == [] and report["files"] == len(ENTITIES) * 16
     ref = next(runtime.snapshots.manifest(version).all_files())
     path = runtime.snapshots.root / ref.path
     data = bytearray(path.read_bytes())
@@ -177,12 +177,13 @@ def test_the_checks_read_each_file_once_and_only_live_columns_of_the_batch_that_
     manifest, live_manifest = runtime.snapshots.manifest(resync), runtime.snapshots.manifest(live)
     data = operations.candidate_data(runtime, manifest)
     assert data.live_version == live
-    assert sorted(tables) == sorted(ref.sha256 for ref in manifest.all_files())  # the candidate's 48, once each
-    assert all([pair.same for pair in data.layout[e]] == [b != 2 for b in range(16)] for e in data.tables)
+    assert sorted(tables) == sorted({ref.sha256 for ref in manifest.all_files()})  # the candidate's files, once each
+    assert all([pair.same for pair in data.layout[e]] == [b != 2 for b in range(16)] for e in GUARDED_ENTITIES)
     assert not live_reads  # live is read when a check asks
     run_checks(data)
     # Live's other 45 files are the candidate's, read already; batch 2's old ones, a column at a time, never whole.
-    assert {path for path, _ in live_reads} == {refs[2].path for refs in live_manifest.files.values()}
+    assert {path for path, _ in live_reads} == {refs[2].path for e, refs in live_manifest.files.items()
+                                                if refs[2].sha256 != manifest.files[e][2].sha256}
     assert all(columns is not None and len(columns) == 1 for _, columns in live_reads)
     drift = next(c for c in json.loads(runtime.live.version(resync)["checks"]) if c["name"] == "drift")
     assert drift_changes(drift["metadata"]) == operations.diff(runtime, live, resync)

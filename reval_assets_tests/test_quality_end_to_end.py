@@ -342,7 +342,8 @@ def test_too_many_quarantined_records_block_and_name_the_file_and_reason(publish
     bad = len(doctors[::30])
     assert check["metadata"]["quarantined_gmc_doctors"] == bad
     assert f"doctors_for_db.json: {bad} of {len(doctors)} records quarantined" in check["description"]
-    assert f"{bad} × submissionDate: malformed date (expected dd/mm/yyyy) (e.g. '2024-13-45')" in check["description"]
+    expected = "malformed date (expected dd/mm/yyyy or yyyy-mm-dd) (e.g. '2024-13-45')"
+    assert f"{bad} × submissionDate: {expected}" in check["description"]
 
 
 def test_thresholds_can_be_changed_for_one_run(published: Scene) -> None:
@@ -361,9 +362,11 @@ def test_thresholds_can_be_changed_for_one_run(published: Scene) -> None:
 def _churn(inputs: dict[str, WireInput], share: float) -> dict[str, WireInput]:
     """A next-day export: `share` of GMC doctors changed designated body (spread over every body)."""
     doctors = inputs["gmc_doctors"].table
-    moved = pa.array(np.arange(doctors.num_rows) % round(1 / share) == 0)
+    body = doctors["designatedBodyCode"]
+    # A doctor the GMC no longer returns has no body to change from.
+    moved = pc.and_(pa.array(np.arange(doctors.num_rows) % round(1 / share) == 0), pc.is_valid(body))
     codes = pa.array(DESIGNATED_BODY_CODES)
-    position = pc.index_in(doctors["designatedBodyCode"], value_set=codes).to_numpy(zero_copy_only=False)
+    position = pc.fill_null(pc.index_in(body, value_set=codes), 0).to_numpy(zero_copy_only=False)
     shifted = pc.take(codes, pa.array((position + 1) % len(codes)))
     column = pc.if_else(moved, shifted, doctors["designatedBodyCode"])
     changed = doctors.set_column(doctors.schema.get_field_index("designatedBodyCode"), "designatedBodyCode", column)

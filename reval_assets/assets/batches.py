@@ -19,15 +19,17 @@ from reval_assets.pipeline.steps import build_batch, land, land_batch
 from reval_assets.resources import RevalResource
 
 _RAW_TEXT = {
-    "gmc_doctors": "GMC DoctorsForDB records (doctors_for_db.json)",
+    "gmc_doctors": "GMC doctors (doctors_for_db.json, or gmc/<DBC>.xml GetDoctorsForDB responses)",
     "tis_trainees": "TIS trainee ConnectionInfo records (trainee_info.json)",
     "recommendation_records": "revalidation recommendations (recommendations.json)",
-    "connection_logs": "connection change requests (connection_logs.json)",
+    "connection_logs": "connection changes, requested or from the GMC sync (connection_logs.json)",
+    "hidden_discrepancy_records": "discrepancies an admin hid from a body's list (hidden_discrepancies.json, optional)",
 }
 _ENTITY_TEXT = {
     "doctors": "one row per doctor: GMC joined with TIS (the Connections screen's master record)",
     "connections": "one row per doctor: GMC connection, TIS view of it, latest change, discrepancy flag",
     "recommendations": "recommendation records with the trainee fields mapped on (recommendationInfo)",
+    "hidden_discrepancies": "one row per doctor and body that hid their discrepancy, until hidden_until_date",
 }
 
 
@@ -59,6 +61,7 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
                 "dagster/row_count": sum(f.rows for f in files),
                 "dagster/column_schema": column_schema(RAW_SPECS[name].schema),
                 "source": landing.source,
+                "read_as": landing.details.get(name, {}).get("read_as") or "not recorded",
                 "records_in_source": landing.details.get(name, {}).get("export_records", counts["records"]),
                 "records_landed": counts["records"],
                 "quarantined_records": counts["quarantined"],

@@ -19,12 +19,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reval_assets.domain.batching import batch_of
-from reval_assets.domain.enums import QuarantineReason
+from reval_assets.domain.enums import QuarantineReason, spelling_key, spellings
+from reval_assets.domain.keys import derive_missing_ids
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.schemas import QUARANTINE_SCHEMA, RECORD_COLUMN, Column, Parse, RawSpec
 
-_DATE_FORMATS = {Parse.GMC_DATE: "%d/%m/%Y", Parse.ISO_DATE: "%Y-%m-%d"}
-_ISO_DATETIME = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,6})?$"
+# A date-time: day, hour, minute, then optional seconds, 1-9 fraction digits and a zone (`Z` or an offset).
+_DATETIME = (r"^(?P<day>\d{4}-\d{2}-\d{2})[T ](?P<hour>\d{2}):(?P<minute>\d{2})"
+             r"(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
+             r"(?P<zone>Z|[+-]\d{2}:?\d{2})?$")
+_TIME_AFTER_DAY = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$"
 MAX_TEXT = 10_000  # characters of one text value; more is no name, code or reason but a broken export
 # Control characters (C0, DEL, C1): PostgreSQL refuses NUL, and the others can forge lines or restyle a
 # terminal. Free text (`Column.free_text`) may hold tab, newline and carriage return.
@@ -46,6 +50,7 @@ class _Problem(NamedTuple):
 class Conformed:
     table: pa.Table
     quarantine: pa.Table
+    derived_keys: int = 0  # records given a derived key (`domain.keys`), kept
 
     @property
     def quarantined_records(self) -> int:
@@ -71,42 +76,76 @@ def _strict_strptime(raw: pa.Array, fmt: str) -> pa.Array:
     return pc.if_else(round_trip, parsed, pa.scalar(None, pa.timestamp("s"))).take(encoded.indices)
 
 
-def _parse_datetime(raw: pa.Array) -> pa.Array:
-    """`yyyy-mm-ddThh:mm:ss[.ffffff]` (or a space for the T), strictly: no field may roll over.
+def _parse_date(raw: pa.Array) -> pa.Array:
+    """A day as GMC writes it (`dd/mm/yyyy`), as ISO (`yyyy-mm-dd`), or as a date-time whose day is kept as written
+    (Mongo's `{"$date": "2019-12-30T00:00:00Z"}`), strictly: 31/02 is malformed, never rolled over."""
+    encoded = pc.dictionary_encode(raw)
+    distinct = encoded.dictionary
+    timed = pc.match_substring_regex(distinct, _TIME_AFTER_DAY)
+    iso = pc.if_else(timed, pc.utf8_slice_codeunits(distinct, 0, 10), distinct)
+    day = pc.coalesce(_strict_strptime(distinct, "%d/%m/%Y"), _strict_strptime(iso, "%Y-%m-%d"))
+    return pc.cast(day, pa.date32()).take(encoded.indices)
 
-    Times are nearly all distinct, so they are not strptime'd: the date part (few distinct values)
-    goes through `_strict_strptime`, and the clock is bounded field by field by a regex and added.
-    """
-    shaped = pc.if_else(pc.match_substring_regex(raw, _ISO_DATETIME), raw, pa.scalar(None, pa.string()))
-    clock = pc.utf8_slice_codeunits(shaped, 11, 19)
-    valid_clock = pc.match_substring_regex(clock, r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
-    day = pc.if_else(valid_clock, _strict_strptime(pc.utf8_slice_codeunits(shaped, 0, 10), "%Y-%m-%d"),
-                     pa.scalar(None, pa.timestamp("s")))
-    hours, minutes, seconds = (pc.cast(pc.utf8_slice_codeunits(clock, a, a + 2), pa.int64()) for a in (0, 3, 6))
-    fraction = pc.utf8_rpad(pc.utf8_slice_codeunits(shaped, 20, 26), 6, "0")
-    micros = pc.cast(fraction, pa.int64())
-    in_day = pc.add(pc.multiply(pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds),
-                                1_000_000), micros)
-    at = pc.add(pc.multiply(pc.cast(day, pa.int64()), 1_000_000), in_day)
+
+def _parse_datetime(raw: pa.Array) -> pa.Array:
+    """ISO date-times with 0-9 fraction digits (cut to microseconds) and an optional zone, strictly: no field may
+    roll over. With `Z` or an offset the time is absolute and is kept in UTC; without, it is kept as given.
+
+    Times are nearly all distinct, so they are not strptime'd: the day (few distinct values) goes through
+    `_strict_strptime`, and the clock is bounded field by field and added."""
+    parts = pc.extract_regex(raw, _DATETIME)  # null where the text is no date-time
+    part = {name: pc.struct_field(parts, name) for name in ("day", "hour", "minute", "second", "fraction", "zone")}
+    hours, minutes = (pc.cast(part[n], pa.int64()) for n in ("hour", "minute"))
+    seconds = pc.cast(pc.if_else(pc.equal(part["second"], ""), "0", part["second"]), pa.int64())
+    in_range = pc.and_(pc.and_(pc.less(hours, 24), pc.less(minutes, 60)), pc.less(seconds, 60))
+    day = pc.if_else(in_range, _strict_strptime(part["day"], "%Y-%m-%d"), pa.scalar(None, pa.timestamp("s")))
+    micros = pc.cast(pc.utf8_rpad(pc.utf8_slice_codeunits(part["fraction"], 0, 6), 6, "0"), pa.int64())
+    clock = pc.add(pc.multiply(pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds),
+                               1_000_000), micros)
+    at = pc.subtract(pc.add(pc.multiply(pc.cast(day, pa.int64()), 1_000_000), clock), _offset_micros(part["zone"]))
     return pc.cast(at, pa.timestamp("us"))
+
+
+def _offset_micros(zone: pa.Array) -> pa.Array:
+    """`+01:00` as an hour in microseconds (what to subtract to reach UTC); `Z` and no zone as 0."""
+    signed = pc.if_else(pc.match_substring_regex(zone, r"^[+-]"), zone, "+00:00")
+    digits = pc.replace_substring(signed, ":", "")
+    hours = pc.cast(pc.utf8_slice_codeunits(digits, 1, 3), pa.int64())
+    minutes = pc.cast(pc.utf8_slice_codeunits(digits, 3, 5), pa.int64())
+    sign = pc.if_else(pc.starts_with(digits, "-"), -1, 1)
+    return pc.multiply(pc.multiply(pc.add(pc.multiply(hours, 60), minutes), sign), 60_000_000)
+
+
+def _canonical_spelling(column: Column, raw: pa.Array) -> pa.Array:
+    """Every spelling of an enum value (`YES`, `yes`, `Yes`) as its canonical value; an unknown one as sent."""
+    accepted = spellings(column.enum)
+    encoded = pc.dictionary_encode(raw)
+    distinct = encoded.dictionary.to_pylist()  # a handful of distinct spellings, however many rows
+    canonical = pa.array([accepted.get(spelling_key(text), text) for text in distinct], pa.string())
+    return canonical.take(encoded.indices)
 
 
 def _parse(column: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     """Typed values, a mask of malformed values, and how to describe them."""
     if column.parse is Parse.TEXT:
-        return raw, np.zeros(len(raw), dtype=bool), ""
+        values = raw if column.enum is None else _canonical_spelling(column, raw)
+        return values, np.zeros(len(raw), dtype=bool), ""
     raw = _blank_to_null(raw)
     if column.parse is Parse.GMC_NUMBER:
-        ok = pc.match_substring_regex(raw, r"^\d{7}$")
-        typed = pc.if_else(ok, raw, pa.scalar(None, pa.string()))
+        trimmed = pc.utf8_trim_whitespace(raw)
+        typed = pc.if_else(pc.match_substring_regex(trimmed, r"^\d{7}$"), trimmed, pa.scalar(None, pa.string()))
         problem = "malformed GMC number (expected 7 digits)"
-    elif column.parse in _DATE_FORMATS:
-        fmt = _DATE_FORMATS[column.parse]
-        typed = pc.cast(_strict_strptime(raw, fmt), pa.date32())
-        problem = f"malformed date (expected {fmt.replace('%d', 'dd').replace('%m', 'mm').replace('%Y', 'yyyy')})"
-    elif column.parse is Parse.ISO_DATETIME:
+    elif column.parse is Parse.DATE:
+        typed = _parse_date(raw)
+        problem = "malformed date (expected dd/mm/yyyy or yyyy-mm-dd)"
+    elif column.parse is Parse.DATETIME:
         typed = _parse_datetime(raw)
-        problem = "malformed date-time (expected yyyy-mm-ddThh:mm:ss)"
+        problem = "malformed date-time (expected yyyy-mm-ddThh:mm:ss, with up to 9 fraction digits and a zone)"
+    elif column.parse is Parse.BOOLEAN:
+        word = pc.utf8_lower(pc.utf8_trim_whitespace(raw))
+        typed = pc.if_else(pc.is_in(word, value_set=pa.array(["true", "false"])), pc.equal(word, "true"),
+                           pa.scalar(None, pa.bool_()))
+        problem = "malformed boolean (expected true or false)"
     else:
         ok = pc.match_substring_regex(raw, r"^-?\d{1,18}$")
         typed = pc.cast(pc.if_else(ok, raw, pa.scalar(None, pa.string())), pa.int64())
@@ -222,6 +261,9 @@ def conform(spec: RawSpec, wire: pa.Table, origin: str) -> Conformed:
                                      f"unknown value; expected one of {', '.join(column.allowed)}"))
         typed[column.name] = values
     table = pa.table(typed, schema=_relaxed(spec))
+    derived = 0
+    if spec.derives_missing_key:  # before the duplicate check: two records saying the same thing are duplicates
+        table, derived = derive_missing_ids(table, spec.key[0])
     if spec.key:
         problems.append(_Problem(_repeated_keys(table, spec.key), spec.column(spec.key[0]),
                                  QuarantineReason.DUPLICATE_KEY, "duplicate key"))
@@ -229,7 +271,7 @@ def conform(spec: RawSpec, wire: pa.Table, origin: str) -> Conformed:
     for problem in problems:
         bad |= problem.mask
     clean = table.filter(pa.array(~bad)).cast(spec.schema)
-    return Conformed(clean, _quarantine(spec, wire, records, problems, origin))
+    return Conformed(clean, _quarantine(spec, wire, records, problems, origin), derived_keys=derived)
 
 
 def _relaxed(spec: RawSpec) -> pa.Schema:

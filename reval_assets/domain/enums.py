@@ -126,3 +126,31 @@ class VersionStatus(StrEnum):
 
 def values(enum: type[Enum]) -> list:
     return [member.value for member in enum]
+
+
+# Spellings the original services use besides an enum's name and value: codes and screen labels.
+_OTHER_SPELLINGS: dict[Enum, tuple[str, ...]] = {
+    RecommendationType.REVALIDATE: ("1", "Revalidate"),
+    RecommendationType.DEFER: ("2", "Defer"),
+    RecommendationType.NON_ENGAGEMENT: ("3", "Non_Engagement", "Non-engagement"),
+    RecommendationStatus.COMPLETED: ("Complete",),
+    RecommendationStatus.SUBMITTED_TO_GMC: ("Submitted to GMC",),
+}
+
+
+def spelling_key(text: str) -> str:
+    """How two spellings of one value are compared: case, underscores and runs of blanks do not count."""
+    return " ".join(text.replace("_", " ").split()).casefold()
+
+
+def spellings(enum: type[Enum]) -> dict[str, str]:
+    """Every accepted spelling of the enum's values (by `spelling_key`) -> the canonical value (as text).
+
+    A value may be sent by its name (`ON_HOLD`), its value or label (`On Hold`), or a code (`"1"`), in any case;
+    a deferral reason by its code (`1`) or its name in words (`Insufficient evidence`)."""
+    accepted: dict[str, str] = {}
+    for member in enum:
+        canonical = str(member.value)
+        for text in (member.name, canonical, *_OTHER_SPELLINGS.get(member, ())):
+            accepted[spelling_key(text)] = canonical
+    return accepted

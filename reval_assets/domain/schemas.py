@@ -22,23 +22,25 @@ RECORD_COLUMN = "_record"  # a wire record's position in its input (`sources.bas
 
 
 class Parse(StrEnum):
-    """How a wire value (always text or a JSON scalar) becomes its typed value."""
+    """How a wire value (always text once read) becomes its typed value. Each accepts every spelling the
+    original services send (`reference/real-formats.md`): the source turns Jackson arrays and Extended JSON
+    into text first (`sources.json_values`), so one columnar parser serves every shape."""
 
     TEXT = "text"
-    GMC_NUMBER = "gmc_number"  # exactly 7 digits
-    GMC_DATE = "gmc_date"  # dd/mm/yyyy, as GMC sends it
-    ISO_DATE = "iso_date"  # yyyy-mm-dd, as TIS and the recommendation service send it
-    ISO_DATETIME = "iso_datetime"  # yyyy-mm-ddThh:mm:ss[.ffffff]
+    GMC_NUMBER = "gmc_number"  # exactly 7 digits (surrounding blanks trimmed)
+    DATE = "date"  # dd/mm/yyyy (GMC), yyyy-mm-dd, or a date-time whose day is taken (Mongo's {"$date"})
+    DATETIME = "datetime"  # yyyy-mm-ddThh:mm[:ss[.f{1,9}]][Z|±hh:mm]; an offset is made UTC, none kept as given
     INTEGER = "integer"
+    BOOLEAN = "boolean"  # true or false, any case
 
 
 _ARROW_TYPE = {
     Parse.TEXT: pa.string(),
     Parse.GMC_NUMBER: pa.string(),
-    Parse.GMC_DATE: pa.date32(),
-    Parse.ISO_DATE: pa.date32(),
-    Parse.ISO_DATETIME: pa.timestamp("us"),
+    Parse.DATE: pa.date32(),
+    Parse.DATETIME: pa.timestamp("us"),
     Parse.INTEGER: pa.int64(),
+    Parse.BOOLEAN: pa.bool_(),
 }
 
 
@@ -48,12 +50,21 @@ class Column:
     wire: str
     parse: Parse = Parse.TEXT
     required: bool = False
-    allowed: tuple[str, ...] | None = None
+    enum: type[Enum] | None = None  # its values are the canonical ones; every spelling of them is accepted
     free_text: bool = False  # tab, newline and carriage return are allowed in it (other control characters never)
+    aliases: tuple[str, ...] = ()  # other wire names the real services send the same field under
 
     @property
     def arrow_type(self) -> pa.DataType:
         return _ARROW_TYPE[self.parse]
+
+    @property
+    def allowed(self) -> tuple[str, ...] | None:
+        return None if self.enum is None else tuple(str(v) for v in values(self.enum))
+
+    @property
+    def wire_names(self) -> tuple[str, ...]:
+        return (self.wire, *self.aliases)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,8 @@ class RawSpec:
     file: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]  # empty: no uniqueness (connection logs are an event history)
+    optional: bool = False  # the export may leave its file out: then the input is empty, and says so
+    derives_missing_key: bool = False  # a record without its key gets a stable derived one (`domain.keys`)
 
     @property
     def schema(self) -> pa.Schema:
@@ -73,24 +86,23 @@ class RawSpec:
         return next(c for c in self.columns if c.name == name)
 
 
-def _allowed(enum: type[Enum]) -> tuple[str, ...]:
-    return tuple(str(v) for v in values(enum))
-
-
 GMC_DOCTORS = RawSpec(
     name="gmc_doctors",
     file="doctors_for_db.json",
     key=("gmc_reference_number",),
     columns=(
-        Column("gmc_reference_number", "gmcReferenceNumber", Parse.GMC_NUMBER, required=True),
+        # A DoctorsForDB document keeps the GMC number as its Mongo `_id`.
+        Column("gmc_reference_number", "gmcReferenceNumber", Parse.GMC_NUMBER, required=True, aliases=("_id",)),
         Column("doctor_first_name", "doctorFirstName"),
         Column("doctor_last_name", "doctorLastName"),
-        Column("submission_date", "submissionDate", Parse.GMC_DATE),
-        Column("date_added", "dateAdded", Parse.GMC_DATE),
-        Column("under_notice", "underNotice", allowed=_allowed(enums.UnderNotice)),
+        Column("submission_date", "submissionDate", Parse.DATE),
+        Column("date_added", "dateAdded", Parse.DATE),
+        Column("under_notice", "underNotice", enum=enums.UnderNotice),
         Column("sanction", "sanction"),
         Column("designated_body_code", "designatedBodyCode"),
-        Column("gmc_last_updated", "gmcLastUpdatedDateTime", Parse.ISO_DATETIME),
+        Column("gmc_last_updated", "gmcLastUpdatedDateTime", Parse.DATETIME),
+        # False: the GMC no longer returns the doctor (disconnected); absent means the GMC returned them.
+        Column("exists_in_gmc", "existsInGmc", Parse.BOOLEAN),
     ),
 )
 
@@ -108,9 +120,9 @@ TIS_TRAINEES = RawSpec(
         Column("programme_owner", "programmeOwner"),
         Column("tis_designated_body_code", "tcsDesignatedBody"),
         Column("placement_grade", "placementGrade"),
-        Column("membership_start_date", "programmeMembershipStartDate", Parse.ISO_DATE),
-        Column("membership_end_date", "programmeMembershipEndDate", Parse.ISO_DATE),
-        Column("curriculum_end_date", "curriculumEndDate", Parse.ISO_DATE),
+        Column("membership_start_date", "programmeMembershipStartDate", Parse.DATE),
+        Column("membership_end_date", "programmeMembershipEndDate", Parse.DATE),
+        Column("curriculum_end_date", "curriculumEndDate", Parse.DATE),
     ),
 )
 
@@ -118,19 +130,21 @@ RECOMMENDATION_RECORDS = RawSpec(
     name="recommendation_records",
     file="recommendations.json",
     key=("recommendation_id",),
+    derives_missing_key=True,
     columns=(
-        Column("recommendation_id", "id", required=True),
-        Column("gmc_reference_number", "gmcNumber", Parse.GMC_NUMBER, required=True),
-        Column("recommendation_type", "recommendationType", required=True, allowed=_allowed(enums.RecommendationType)),
+        # Legacy (pre-2020 snapshot) recommendations may have no id: they get a derived one (`domain.keys`).
+        Column("recommendation_id", "id", aliases=("recommendationId", "_id")),
+        Column("gmc_reference_number", "gmcNumber", Parse.GMC_NUMBER, required=True, aliases=("gmcReferenceNumber",)),
+        Column("recommendation_type", "recommendationType", required=True, enum=enums.RecommendationType),
         Column(
-            "recommendation_status", "recommendationStatus", required=True, allowed=_allowed(enums.RecommendationStatus)
+            "recommendation_status", "recommendationStatus", required=True, enum=enums.RecommendationStatus
         ),
-        Column("gmc_outcome", "outcome", allowed=_allowed(enums.GmcOutcome)),
-        Column("gmc_submission_date", "gmcSubmissionDate", Parse.ISO_DATE),
-        Column("actual_submission_date", "actualSubmissionDate", Parse.ISO_DATE),
-        Column("deferral_date", "deferralDate", Parse.ISO_DATE),
-        Column("deferral_reason", "deferralReason", allowed=_allowed(enums.DeferralReason)),
-        Column("deferral_sub_reason", "deferralSubReason", allowed=_allowed(enums.DeferralSubReason)),
+        Column("gmc_outcome", "outcome", enum=enums.GmcOutcome, aliases=("gmcOutcome",)),
+        Column("gmc_submission_date", "gmcSubmissionDate", Parse.DATE),
+        Column("actual_submission_date", "actualSubmissionDate", Parse.DATE),
+        Column("deferral_date", "deferralDate", Parse.DATE),
+        Column("deferral_reason", "deferralReason", enum=enums.DeferralReason),
+        Column("deferral_sub_reason", "deferralSubReason", enum=enums.DeferralSubReason),
         Column("admin", "admin"),
     ),
 )
@@ -144,15 +158,33 @@ CONNECTION_LOGS = RawSpec(
         Column("new_designated_body_code", "newDesignatedBodyCode"),
         Column("previous_designated_body_code", "previousDesignatedBodyCode"),
         Column("updated_by", "updatedBy"),
-        Column("request_time", "requestTime", Parse.ISO_DATETIME, required=True),
+        Column("request_time", "requestTime", Parse.DATETIME, required=True, aliases=("eventDateTime",)),
         Column("reason", "reason", free_text=True),
-        Column("request_type", "requestType", required=True, allowed=_allowed(enums.ConnectionRequestType)),
+        # None on a change the GMC nightly sync wrote: a real connection change all the same.
+        Column("request_type", "requestType", enum=enums.ConnectionRequestType),
         Column("response_code", "responseCode"),
     ),
 )
 
+HIDDEN_DISCREPANCIES = RawSpec(
+    name="hidden_discrepancy_records",
+    file="hidden_discrepancies.json",
+    key=("gmc_reference_number", "hidden_for_designated_body_code"),
+    optional=True,
+    columns=(
+        Column("gmc_reference_number", "gmcId", Parse.GMC_NUMBER, required=True),
+        Column("current_designated_body_code", "currentDesignatedBodyCode"),
+        Column("programme_owner_designated_body_code", "programmeOwnerDesignatedBodyCode"),
+        Column("hidden_for_designated_body_code", "hiddenForDesignatedBodyCode", required=True),
+        Column("hidden_by", "hiddenBy"),
+        Column("reason", "reason", free_text=True),
+        Column("hidden_at", "hiddenDateTime", Parse.DATETIME),
+        Column("hidden_until_date", "hiddenUntilDate", Parse.DATE),
+    ),
+)
+
 RAW_SPECS: dict[str, RawSpec] = {
-    s.name: s for s in (GMC_DOCTORS, TIS_TRAINEES, RECOMMENDATION_RECORDS, CONNECTION_LOGS)
+    s.name: s for s in (GMC_DOCTORS, TIS_TRAINEES, RECOMMENDATION_RECORDS, CONNECTION_LOGS, HIDDEN_DISCREPANCIES)
 }
 
 # The recommendation service's summary payload names its list either way; both are valid.
@@ -167,6 +199,9 @@ class EntitySpec:
     schema: pa.Schema
     key: tuple[str, ...]
     indexed: tuple[str, ...]  # the columns a screen looks rows up by
+    # A screen's list, so the checks refuse it empty or shrunk (`non_empty`, `drift`). Hidden discrepancies are
+    # an admin's choices: none, or fewer than yesterday, is a normal day.
+    guarded: bool = True
 
 
 DOCTORS = EntitySpec(
@@ -249,6 +284,27 @@ RECOMMENDATIONS = EntitySpec(
     ),
 )
 
+# A body's admin hid the doctor's discrepancy from that body's list until `hidden_until_date` (the original's
+# `hiddenDiscrepancy`): a screen joins `discrepancies` to it on the GMC number and its own body's code.
+HIDDEN = EntitySpec(
+    name="hidden_discrepancies",
+    key=("gmc_reference_number", "hidden_for_designated_body_code"),
+    indexed=("gmc_reference_number", "hidden_for_designated_body_code"),
+    guarded=False,
+    schema=pa.schema(
+        [
+            pa.field("gmc_reference_number", pa.string(), nullable=False),
+            pa.field("hidden_for_designated_body_code", pa.string(), nullable=False),
+            pa.field("hidden_until_date", pa.date32()),
+            pa.field("hidden_by", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("hidden_at", pa.timestamp("us")),
+            pa.field("current_designated_body_code", pa.string()),
+            pa.field("programme_owner_designated_body_code", pa.string()),
+        ]
+    ),
+)
+
 # The doctor's fields mapped onto each of their recommendations (traineeInfo → the screen's recommendationInfo).
 MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
     "doctor_first_name",
@@ -262,8 +318,9 @@ MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
 # Those mapping_coverage requires filled; under_notice is measured from the doctors' side instead.
 COVERED_TRAINEE_FIELDS: tuple[str, ...] = tuple(f for f in MAPPED_TRAINEE_FIELDS if f != "under_notice")
 
-ENTITY_SPECS: dict[str, EntitySpec] = {s.name: s for s in (DOCTORS, CONNECTIONS, RECOMMENDATIONS)}
+ENTITY_SPECS: dict[str, EntitySpec] = {s.name: s for s in (DOCTORS, CONNECTIONS, RECOMMENDATIONS, HIDDEN)}
 ENTITIES: tuple[str, ...] = tuple(ENTITY_SPECS)
+GUARDED_ENTITIES: tuple[str, ...] = tuple(name for name, spec in ENTITY_SPECS.items() if spec.guarded)
 RAW_ENTITIES: tuple[str, ...] = tuple(RAW_SPECS)
 
 QUARANTINE_SCHEMA = pa.schema(

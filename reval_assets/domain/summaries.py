@@ -85,6 +85,8 @@ class InputSummary:
     reasons: tuple[ReasonCount, ...] = ()
     landed_batches: tuple[int, ...] = ()  # empty: every batch
     unmatched: Unmatched | None = None  # kept only for inputs whose records must belong to a doctor
+    read_as: str = ""  # the shape the source found the input in
+    derived_keys: int = 0  # records kept with a derived key (legacy recommendations without an id)
 
     def to_dict(self) -> dict:
         body: dict = {"records": self.records, "kept": self.kept, "quarantined": self.quarantined,
@@ -96,6 +98,10 @@ class InputSummary:
             body["landed_batches"] = list(self.landed_batches)
         if self.unmatched is not None:
             body["unmatched"] = self.unmatched.to_dict()
+        if self.read_as:
+            body["read_as"] = self.read_as
+        if self.derived_keys:
+            body["derived_keys"] = self.derived_keys
         return body
 
     @classmethod
@@ -112,6 +118,8 @@ class InputSummary:
             reasons=tuple(ReasonCount.from_dict(r) for r in data.get("reasons", ())),
             landed_batches=tuple(data.get("landed_batches", ())),
             unmatched=None if unmatched is None else Unmatched.from_dict(unmatched),
+            read_as=data.get("read_as") or "",
+            derived_keys=int(data.get("derived_keys", 0)),
         )
 
 

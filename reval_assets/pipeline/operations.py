@@ -52,7 +52,8 @@ def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
         return pa.concat_tables([read[ref.sha256] for ref in refs])
 
     tables = {e: entity(refs) for e, refs in manifest.files.items()}
-    data = CandidateData(tables=tables, exports=Export.from_manifest(manifest.landings))
+    data = CandidateData(tables=tables, exports=Export.from_manifest(manifest.landings),
+                         designated_bodies=runtime.settings.designated_bodies, env=runtime.settings.env.value)
     if not manifest.parent:
         return data
     live_manifest = runtime.snapshots.manifest(manifest.parent)
@@ -65,7 +66,7 @@ def candidate_data(runtime: Runtime, manifest: Manifest) -> CandidateData:
 def _layout(manifest: Manifest, live: Manifest) -> dict[str, tuple[BatchPair, ...]]:
     return {e: tuple(BatchPair(rows=new.rows, live_rows=old.rows, same=new.sha256 == old.sha256)
                      for new, old in zip(refs, live.files[e], strict=True))
-            for e, refs in manifest.files.items()}
+            for e, refs in manifest.files.items() if e in live.files}
 
 
 def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds | None = None) -> list[CheckResult]:

@@ -31,10 +31,11 @@ class Runtime:
             if self.settings.source_dir is None:
                 raise SettingsError("REVAL_SOURCE=files needs REVAL_SOURCE_DIR, the folder of the export files")
 
-            return FileSource(self.settings.source_dir)
+            return FileSource(self.settings.source_dir, designated_bodies=self.settings.designated_bodies)
         from reval_assets.sources.synthetic import SyntheticSource
 
-        return SyntheticSource(doctors=self.settings.doctors, seed=self.settings.seed, faults=self.settings.faults)
+        return SyntheticSource(doctors=self.settings.doctors, seed=self.settings.seed, faults=self.settings.faults,
+                               designated_bodies=self.settings.designated_bodies)
 
     def close(self) -> None:
         if "live" in self.__dict__:

@@ -98,7 +98,7 @@ def land(source: Source, store: SnapshotStore, batches: int, only: Iterable[int]
         cached = _intact_landing(store, candidate)
         if cached is not None:
             return replace(cached, exported_at=when)
-    wire = source.extract()
+    wire = dict(source.extract())
     fault_point("extracted")
     doctors = evidence.doctor_numbers({name: wire[name].table for name in RAW_SPECS if name in wire})
     inputs: dict[str, dict[int, FileRef]] = {}
@@ -106,7 +106,9 @@ def land(source: Source, store: SnapshotStore, batches: int, only: Iterable[int]
     details: dict[str, dict] = {}
     quarantines: list[pa.Table] = []
     for name, spec in RAW_SPECS.items():  # one input at a time: a national export is GiBs once typed
-        if name not in wire:
+        if name not in wire and spec.optional:
+            wire[name] = WireInput.empty(spec, "none", "absent: the source has no such input")
+        elif name not in wire:
             raise SourceError(f"the source gave no {name} input", file=spec.file)
         inputs[name], counts[name], details[name], quarantine = _land_input(
             store, name, wire[name], batches, wanted, doctors)
@@ -127,6 +129,8 @@ def _intact_landing(store: SnapshotStore, key: str) -> Landing | None:
     if body is None:
         return None
     landing = Landing.from_body(body)
+    if set(landing.inputs) != set(RAW_SPECS):  # landed before an input existed: land it again, whole
+        return None
     # None lands it again: put_table rewrites the missing or damaged files with the right bytes
     if any(store.check(ref) is not None for ref in landing.files()):
         return None
@@ -147,7 +151,8 @@ def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int, 
     counts = {"records": records.num_rows, "kept": conformed.table.num_rows,
               "quarantined": conformed.quarantined_records}
     details = {"origin": wire.origin, "problems": list(wire.problems), "export_records": wire.table.num_rows,
-               "reasons": evidence.quarantine_reasons(conformed.quarantine)}
+               "reasons": evidence.quarantine_reasons(conformed.quarantine), "read_as": wire.read_as,
+               "derived_keys": conformed.derived_keys}
     if len(wanted) < batches:
         details["landed_batches"] = wanted
     if name in evidence.DEPENDENT_INPUTS:
@@ -174,7 +179,7 @@ class BatchBuild:
 
 
 def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None) -> BatchBuild:
-    """Build the three entities of one batch from its current raw inputs; write them as files.
+    """Build the entities of one batch from its current raw inputs; write them as files.
 
     The batch's head records `run_group`, the sync (a Dagster backfill, say) that built it: see `batches_built_by`.
     """
@@ -183,8 +188,7 @@ def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None) 
         raise MissingBatchError(f"batch {batch} has no raw inputs yet; materialise the raw assets for partition "
                                 f"{batch} first")
     raw = {name: store.read_table(FileRef.from_dict(ref)) for name, ref in body["refs"].items()}
-    tables = build_entities(raw["gmc_doctors"], raw["tis_trainees"], raw["recommendation_records"],
-                            raw["connection_logs"])
+    tables = build_entities(raw)
     refs: dict[str, FileRef] = {}
     reused: dict[str, bool] = {}
     for entity in ENTITIES:

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from reval_assets.domain.designated_bodies import PROD_CODES
 from reval_assets.domain.enums import QuarantineReason
-from reval_assets.domain.schemas import RAW_SPECS
+from reval_assets.domain.schemas import GMC_NUMBER, RAW_SPECS
 from reval_assets.domain.summaries import InputSummary, LandingSummary, ReasonCount
 from reval_assets.quality.text import batch_list, listed
 from reval_assets.quality.thresholds import Thresholds
@@ -43,6 +44,11 @@ class CheckResult:
                    metadata=metadata, table=table)
 
 
+TIS_INPUT = "tis_trainees"
+TIS_GMC_WIRE = RAW_SPECS[TIS_INPUT].column(GMC_NUMBER).wire
+FREE_TEXT_GMC_CODES = (QuarantineReason.MISSING, QuarantineReason.MALFORMED, QuarantineReason.DUPLICATE_KEY)
+
+
 @dataclass(frozen=True)
 class InputReport:
     """What the source sent for one raw input, as recorded when it was landed."""
@@ -65,8 +71,17 @@ class InputReport:
         return f" in batch{'es' if len(self.batches) > 1 else ''} {batch_list(self.batches)}" if self.batches else ""
 
     @property
+    def free_text_gmc_records(self) -> int:
+        """TIS persons quarantined for their free-text GMC number (blank, malformed, or on two persons): normal in
+        the real TIS in a handful, so they have their own budget (`max_tis_gmc_number_records`)."""
+        if self.input != TIS_INPUT:
+            return 0
+        return sum(r.records for r in self.reasons if r.field == TIS_GMC_WIRE and r.code in FREE_TEXT_GMC_CODES)
+
+    @property
     def quarantined_share(self) -> float:
-        return self.quarantined / self.records if self.records else 0.0
+        """The share quarantined for anything but what has its own budget (`free_text_gmc_records`)."""
+        return max(self.quarantined - self.free_text_gmc_records, 0) / self.records if self.records else 0.0
 
     @classmethod
     def from_summary(cls, name: str, summary: InputSummary) -> InputReport:
@@ -121,6 +136,8 @@ class CandidateData:
 
     `exports` are the source reads the candidate's batches were built from; `live_exported_at`
     is when live's oldest export was made; `now` is the time the checks run at.
+    `designated_bodies` are the codes the data may hold: the list configured for `env`
+    (`Settings.designated_bodies`, REVAL_DESIGNATED_BODIES or the environment's default).
     """
 
     tables: dict[str, pa.Table]
@@ -132,6 +149,8 @@ class CandidateData:
     # Per entity, how both sides' tables are laid out by batch: (candidate rows, live rows, whether
     # the two batch files are one and the same). Empty for an entity: compare the whole tables.
     layout: dict[str, tuple[BatchPair, ...]] = field(default_factory=dict)
+    designated_bodies: tuple[str, ...] = PROD_CODES
+    env: str = "dev"
 
     def inputs(self, name: str | None = None) -> Iterator[InputReport]:
         for export in self.exports:

@@ -35,7 +35,11 @@ class Thresholds:
         10, "A loss of fewer rows than this never fails on its share alone (tiny bodies).")
     max_unknown_enum_records: int = _threshold(
         0, "Source records with an enum value the schema does not know (quarantined) tolerated.")
-    max_duplicate_key_records: int = _threshold(0, "Source records sharing a key (quarantined) tolerated.")
+    max_duplicate_key_records: int = _threshold(
+        0, "Source records sharing a key (quarantined) tolerated; TIS persons' GMC numbers have their own budget.")
+    max_tis_gmc_number_records: int = _threshold(
+        50, "TIS persons quarantined for their free-text GMC number (blank, malformed, or shared by two persons, "
+        "never merged) tolerated: a handful is normal in the real TIS.")
     max_unmatched_records: int = _threshold(
         0, "Recommendations and current connections for a doctor not in the export tolerated.")
     max_export_age_hours: float = _threshold(48.0, "Oldest the source export may be, in hours.")

@@ -8,6 +8,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from reval_assets.domain.schemas import RECORD_COLUMN, RawSpec
+
 
 class SourceError(Exception):
     """Input that cannot be read at all; the message names the file, record and field."""
@@ -42,6 +44,12 @@ class WireInput:
     # unknown key), so `table` is empty. Carried through the landing into the manifest, where a
     # blocking check fails on them: a broken payload is never published as "0 rows".
     problems: tuple[str, ...] = ()
+    read_as: str = ""  # the shape the input was found in, for people: "14 GetDoctorsForDB responses, ..."
+
+    @classmethod
+    def empty(cls, spec: RawSpec, origin: str, read_as: str) -> WireInput:
+        columns = {column.wire: pa.array([], pa.string()) for column in spec.columns}
+        return cls(pa.table({**columns, RECORD_COLUMN: pa.array([], pa.int64())}), origin, read_as=read_as)
 
 
 class Source(Protocol):

@@ -8,9 +8,14 @@ goes through the same `conform` step as real export files.
 Dates are relative to a fixed reference day (`AS_OF`, the day of the incident) rather than
 today, so the same parameters give the same tables on any day and the fingerprint is stable.
 
+The clean population has what the real services send that looks odd but is not a fault: doctors
+the GMC no longer returns (`existsInGmc` false, no designated body), connection changes written
+by the GMC nightly sync (no requestType, reason or responseCode) and hidden discrepancies.
+
 Named faults (`SyntheticSource.FAULTS`) are small deterministic edits applied on top of the
 clean population, drawn from their own random stream, so switching a fault on never changes
-the clean records it does not touch.
+the clean records it does not touch. `SyntheticSource.REALISTIC_FAULTS` are real-world oddities
+(legacy null ids, free-text GMC numbers in TIS) that a release must absorb, not be blocked by.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
@@ -26,14 +31,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reval_assets.domain.designated_bodies import (
-    DESIGNATED_BODY_CODES,
-    OWNER_TO_DESIGNATED_BODY,
+from reval_assets.domain.designated_bodies import PROD_CODES, owner_of_designated_body
+from reval_assets.domain.schemas import (
+    HIDDEN_DISCREPANCIES,
+    MAPPED_TRAINEE_FIELDS,
+    RAW_SPECS,
+    RECORD_COLUMN,
+    RawSpec,
 )
-from reval_assets.domain.schemas import MAPPED_TRAINEE_FIELDS, RAW_SPECS, RECORD_COLUMN, RawSpec
 from reval_assets.sources.base import WireInput
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: disconnected doctors, GMC-sync connection logs, hidden discrepancies
 AS_OF = date(2023, 12, 11)
 ORIGIN = "synthetic"
 
@@ -44,7 +52,13 @@ _MAX_DOCTORS = _GMC_HIGH - _GMC_LOW  # one number is always kept back for the or
 
 # --- reference lists -------------------------------------------------------------------------
 
-OWNERS: tuple[str, ...] = tuple(OWNER_TO_DESIGNATED_BODY)
+def owners_of(codes: Sequence[str]) -> tuple[str, ...]:
+    """The programme owner TIS sends with each code: its local office (a code in no table stands for itself)."""
+    return tuple(owner_of_designated_body(code) or code for code in codes)
+
+
+# The owner of each production code, in `PROD_CODES` order (a source's own list: `SyntheticSource.owners`).
+OWNERS: tuple[str, ...] = owners_of(PROD_CODES)
 # Relative size of each local office (uneven, roughly by trainee numbers); unknown owners get 5.
 _OWNER_WEIGHTS = {
     "Kent, Surrey and Sussex": 8,
@@ -169,6 +183,20 @@ _ADD_REASON_WEIGHTS = (0.9, 0.1, 0)
 _REMOVE_REASON_WEIGHTS = (0.1, 0.3, 0.6)
 _ERROR_RESPONSE_CODES = ("70", "80", "81", "82", "84", "85", "90", "99", "110", "120", "161")
 
+# Doctors the GMC no longer returns (`existsInGmc` false, no designated body): they keep their names,
+# dates and recommendation history, and their latest connection log is the GMC sync's removal.
+_GMC_DISCONNECTED_SHARE = 0.015  # of GMC doctors
+# Connection changes the GMC nightly sync wrote: no requestType, reason or responseCode, and this `updatedBy`.
+GMC_SYNC_UPDATED_BY = "GMC sync"
+_GMC_SYNC_LOG_SHARE = 0.25  # of the successful changes in the connection history
+# Hidden discrepancies: an admin of one of the two bodies hid the doctor from its Discrepancies list.
+_HIDDEN_DISCREPANCY_SHARE = 0.05  # of doctors whose TIS body differs from their GMC body
+_HIDDEN_EXPIRED_SHARE = 0.1  # of hidden discrepancies: hiddenUntilDate already past
+HIDDEN_REASONS = (
+    "Awaiting GMC transfer", "Connection change requested", "Out of programme", "Doctor on leave",
+    "TIS record being corrected", "Dual training agreement",
+)  # fmt: skip
+
 # --- vectorised text building ----------------------------------------------------------------
 
 
@@ -230,15 +258,17 @@ def _uniform_days(rng: np.random.Generator, low: int, high: int, size: int) -> n
     return rng.integers(low, high, size=size, endpoint=True)
 
 
-def _other_body(rng: np.random.Generator, body: np.ndarray) -> np.ndarray:
-    """A designated body different from `body`, uniformly among the others."""
-    k = len(DESIGNATED_BODY_CODES)
+def _other_body(rng: np.random.Generator, body: np.ndarray, k: int) -> np.ndarray:
+    """A designated body different from `body`, uniformly among the other `k - 1` (itself if `k` is 1)."""
+    if k < 2:
+        return body.copy()
     return (body + rng.integers(1, k, size=len(body))) % k
 
 
 def _wire_table(spec: RawSpec, columns: dict[str, pa.Array]) -> pa.Table:
-    """Columns in the spec's wire order (a missing field fails loudly), plus `_record`."""
-    table = pa.table({c.wire: columns[c.wire] for c in spec.columns})
+    """Columns in the spec's wire order, plus `_record`; a field the generator does not produce is all null."""
+    rows = len(next(iter(columns.values()))) if columns else 0
+    table = pa.table({c.wire: columns.get(c.wire, pa.nulls(rows, pa.string())) for c in spec.columns})
     return _renumber(table)
 
 
@@ -267,15 +297,22 @@ class _People:
     added_day: np.ndarray  # date added to the designated body
     orphan_number: int  # a valid GMC number held by nobody
     as_of: int  # the reference day, days since 1970
+    # In GMC, but the GMC no longer returns them (`existsInGmc` false); see `_disconnect`.
+    gmc_disconnected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # The designated-body codes the indices above point into, and each one's programme owner.
+    codes: tuple[str, ...] = PROD_CODES
+    owners: tuple[str, ...] = OWNERS
 
 
-def _people(rng: np.random.Generator, n: int, as_of: int) -> _People:
+def _people(rng: np.random.Generator, n: int, as_of: int, codes: Sequence[str] = PROD_CODES) -> _People:
+    codes = tuple(codes)
+    owners = owners_of(codes)
     numbers = rng.choice(_GMC_HIGH - _GMC_LOW + 1, size=n + 1, replace=False).astype(np.int64) + _GMC_LOW
     split = _weighted(rng, _MEMBERSHIP_SPLIT, n)
     in_gmc, in_tis = split != 2, split != 1
-    home = _weighted(rng, [_OWNER_WEIGHTS.get(o, 5) for o in OWNERS], n)
+    home = _weighted(rng, [_OWNER_WEIGHTS.get(o, 5) for o in owners], n)
     discrepant = (split == 0) & (rng.random(n) < _DISCREPANCY_SHARE)
-    gmc_body = np.where(discrepant, _other_body(rng, home), home)
+    gmc_body = np.where(discrepant, _other_body(rng, home, len(codes)), home)
     owner = np.where(in_tis & (rng.random(n) < _MULTI_PROGRAMME_SHARE), -1, home)
     under_notice = _weighted(rng, _UNDER_NOTICE_WEIGHTS, n)
     due_soon = _uniform_days(rng, 0, 120, n)
@@ -293,14 +330,24 @@ def _people(rng: np.random.Generator, n: int, as_of: int) -> _People:
         added_day=as_of - _uniform_days(rng, 1, 8 * 365, n),
         orphan_number=int(numbers[n]),
         as_of=as_of,
+        codes=codes,
+        owners=owners,
     )
+
+
+def _disconnect(rng: np.random.Generator, people: _People) -> _People:
+    """Mark a small share of GMC doctors as no longer returned by the GMC, from its own stream (`rng`), so
+    every other draw of the population (and so its row counts) stays as it was."""
+    chosen = people.in_gmc & (rng.random(len(people.gmc_number)) < _GMC_DISCONNECTED_SHARE)
+    return replace(people, gmc_disconnected=chosen)
 
 
 def _gmc_doctors(rng: np.random.Generator, people: _People, as_of: int) -> pa.Table:
     rows = np.flatnonzero(people.in_gmc)
     n = len(rows)
     updated = as_of * _DAY - rng.integers(1, 365 * _DAY, size=n)
-    return _wire_table(
+    disconnected = people.gmc_disconnected[rows]
+    table = _wire_table(
         RAW_SPECS["gmc_doctors"],
         {
             "gmcReferenceNumber": _numbers(people.gmc_number[rows]),
@@ -310,10 +357,14 @@ def _gmc_doctors(rng: np.random.Generator, people: _People, as_of: int) -> pa.Ta
             "dateAdded": _dates(people.added_day[rows], "%d/%m/%Y"),
             "underNotice": _text(people.under_notice[rows], UNDER_NOTICE),
             "sanction": _text(_weighted(rng, _SANCTION_WEIGHTS, n), SANCTIONS),
-            "designatedBodyCode": _text(people.gmc_body[rows], DESIGNATED_BODY_CODES),
+            "designatedBodyCode": _text(people.gmc_body[rows], people.codes),
             "gmcLastUpdatedDateTime": _datetimes(updated),
+            "existsInGmc": _text(~disconnected, ("false", "true")),
         },
     )
+    # The GMC no longer returns a disconnected doctor, so they have no designated body there.
+    body = pc.if_else(pa.array(disconnected), pa.scalar(None, pa.string()), table["designatedBodyCode"])
+    return table.set_column(table.schema.get_field_index("designatedBodyCode"), "designatedBodyCode", body)
 
 
 def _programme_names(rng: np.random.Generator, programme: np.ndarray, several: np.ndarray) -> pa.Array:
@@ -357,8 +408,8 @@ def _tis_trainees(rng: np.random.Generator, people: _People, as_of: int) -> pa.T
             "doctorLastName": _text(people.last_name[rows], LAST_NAMES),
             "programmeName": _programme_names(rng, programme, several),
             "programmeMembershipType": _text(_weighted(rng, _MEMBERSHIP_WEIGHTS, n), MEMBERSHIP_TYPES),
-            "programmeOwner": _text(np.maximum(owner, 0), OWNERS, null=several),
-            "tcsDesignatedBody": _text(np.maximum(owner, 0), DESIGNATED_BODY_CODES, null=several),
+            "programmeOwner": _text(np.maximum(owner, 0), people.owners, null=several),
+            "tcsDesignatedBody": _text(np.maximum(owner, 0), people.codes, null=several),
             "placementGrade": _placement_grades(rng, programme),
             "programmeMembershipStartDate": _dates(start, "%Y-%m-%d"),
             "programmeMembershipEndDate": _dates(end, "%Y-%m-%d"),
@@ -456,7 +507,8 @@ def _history_lookup() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
 
 
 def _connection_logs(rng: np.random.Generator, people: _People, as_of: int) -> pa.Table:
-    """Connection histories that end at each doctor's current GMC body (or a removal, if not in GMC)."""
+    """Connection histories that end at each doctor's current GMC body (or a removal, if not in GMC or the GMC
+    no longer returns them)."""
     n_people = len(people.gmc_number)
     disconnected = ~people.in_gmc & (rng.random(n_people) < _DISCONNECTED_WITH_HISTORY_SHARE)
     subjects = np.flatnonzero(people.in_gmc | disconnected)
@@ -469,8 +521,9 @@ def _connection_logs(rng: np.random.Generator, people: _People, as_of: int) -> p
     person, h = subjects[subject], history[subject]
     current = people.gmc_body[subjects]
     owner = people.owner[subjects]
-    earlier = np.where((owner >= 0) & (owner != current), owner, _other_body(rng, current))  # X
-    earliest = _other_body(rng, earlier)  # Y
+    k = len(people.codes)
+    earlier = np.where((owner >= 0) & (owner != current), owner, _other_body(rng, current, k))  # X
+    earliest = _other_body(rng, earlier, k)  # Y
     bodies = np.stack([np.full(len(subjects), -1), current, earlier, earliest])
     new_body = bodies[new[h, position], subject]
     previous_body = bodies[previous[h, position], subject]
@@ -486,19 +539,73 @@ def _connection_logs(rng: np.random.Generator, people: _People, as_of: int) -> p
     )
     fail = failed[h, position]
     response = np.where(fail, rng.integers(1, len(_ERROR_RESPONSE_CODES) + 1, len(person)), 0)
+    # A share of the successful changes were written by the GMC nightly sync, not requested from TIS.
+    from_gmc = ~fail & (rng.random(len(person)) < _GMC_SYNC_LOG_SHARE)
+    # A doctor the GMC no longer returns: after their last connection, the GMC sync's removal from that body.
+    gone = np.flatnonzero(people.gmc_disconnected[subjects])  # subject positions
+    gone_added = people.added_day[subjects[gone]]
+    gone_day = gone_added + 1 + (rng.random(len(gone)) * np.maximum(as_of - gone_added - 1, 0)).astype(np.int64)
+    order = np.argsort(np.concatenate([subject, gone]), kind="stable")  # each doctor's events together, in order
+
+    def extended(main: np.ndarray, extra: np.ndarray | int | bool) -> np.ndarray:
+        return np.concatenate([main, np.broadcast_to(extra, len(gone)).astype(main.dtype)])[order]
+
+    person, is_remove, reason = extended(person, subjects[gone]), extended(is_remove, True), extended(reason, 0)
+    new_body, previous_body = extended(new_body, -1), extended(previous_body, current[gone])
+    response, from_gmc = extended(response, 0), extended(from_gmc, True)
+    seconds = extended(seconds, gone_day * _DAY)
+    # The GMC sync runs at night.
+    seconds = np.where(from_gmc, seconds // _DAY * _DAY + rng.integers(1 * 3600, 5 * 3600, len(person)), seconds)
+    admin = _text(rng.integers(0, len(ADMINS), len(person)), ADMINS)
+    updated_by = pc.if_else(pa.array(from_gmc), pa.scalar(GMC_SYNC_UPDATED_BY, pa.string()), admin)
     return _wire_table(
         RAW_SPECS["connection_logs"],
         {
             "gmcId": _numbers(people.gmc_number[person]),
-            "newDesignatedBodyCode": _text(np.maximum(new_body, 0), DESIGNATED_BODY_CODES, null=new_body < 0),
-            "previousDesignatedBodyCode": _text(
-                np.maximum(previous_body, 0), DESIGNATED_BODY_CODES, null=previous_body < 0
-            ),
-            "updatedBy": _text(rng.integers(0, len(ADMINS), len(person)), ADMINS),
+            "newDesignatedBodyCode": _text(np.maximum(new_body, 0), people.codes, null=new_body < 0),
+            "previousDesignatedBodyCode": _text(np.maximum(previous_body, 0), people.codes, null=previous_body < 0),
+            "updatedBy": updated_by,
             "requestTime": _datetimes(seconds),
-            "reason": _text(reason, ("1", "2", "3")),
-            "requestType": _text(is_remove, ("ADD", "REMOVE")),
-            "responseCode": _text(response, ("0", *_ERROR_RESPONSE_CODES)),
+            "reason": _text(reason, ("1", "2", "3"), null=from_gmc),
+            "requestType": _text(is_remove, ("ADD", "REMOVE"), null=from_gmc),
+            "responseCode": _text(response, ("0", *_ERROR_RESPONSE_CODES), null=from_gmc),
+        },
+    )
+
+
+def _hidden_discrepancies(rng: np.random.Generator, people: _People, tables: Tables, as_of: int) -> pa.Table:
+    """For a few doctors whose TIS body differs from their GMC body, an admin of one of the two bodies hid the
+    discrepancy from that body's list until a day, mostly still to come. The bodies are read from the
+    generated GMC and TIS tables, so they are the codes those tables send."""
+    gmc_row, tis_row = np.cumsum(people.in_gmc) - 1, np.cumsum(people.in_tis) - 1
+    both = np.flatnonzero(people.in_gmc & people.in_tis)
+    gmc_body = tables["gmc_doctors"]["designatedBodyCode"].take(pa.array(gmc_row[both]))
+    tis_body = tables["tis_trainees"]["tcsDesignatedBody"].take(pa.array(tis_row[both]))
+    differ = np.flatnonzero(_as_bool(pc.not_equal(gmc_body, tis_body)))  # both known, and not the same
+    pick = rng.random(len(differ))
+    hide = pick < _HIDDEN_DISCREPANCY_SHARE
+    if len(differ) and not hide.any():  # a small population still shows one; larger ones keep their draws
+        hide[np.argmin(pick)] = True
+    chosen = differ[hide]
+    n = len(chosen)
+    gmc_body, tis_body = gmc_body.take(pa.array(chosen)), tis_body.take(pa.array(chosen))
+    hidden_for = pc.if_else(pa.array(rng.random(n) < 0.5), gmc_body, tis_body)
+    hidden_day = as_of - _uniform_days(rng, 2, 180, n)
+    hidden_at = hidden_day * _DAY + rng.integers(8 * 3600, 18 * 3600, n)
+    expired = rng.random(n) < _HIDDEN_EXPIRED_SHARE
+    until_past = hidden_day + 1 + (rng.random(n) * (as_of - hidden_day - 1)).astype(np.int64)  # before as_of
+    until = np.where(expired, until_past, as_of + _uniform_days(rng, 1, 365, n))
+    return _wire_table(
+        HIDDEN_DISCREPANCIES,
+        {
+            "gmcId": _numbers(people.gmc_number[both[chosen]]),
+            "currentDesignatedBodyCode": gmc_body.combine_chunks() if n else pa.array([], pa.string()),
+            "programmeOwnerDesignatedBodyCode": tis_body.combine_chunks() if n else pa.array([], pa.string()),
+            "hiddenForDesignatedBodyCode": hidden_for.combine_chunks() if n else pa.array([], pa.string()),
+            "hiddenBy": _text(rng.integers(0, len(ADMINS), n), ADMINS),
+            "reason": _text(rng.integers(0, len(HIDDEN_REASONS), n), HIDDEN_REASONS),
+            "hiddenDateTime": _datetimes(hidden_at),
+            "hiddenUntilDate": _dates(until, "%Y-%m-%d"),
         },
     )
 
@@ -541,7 +648,7 @@ def _unmapped_fields(tables: Tables, rng: np.random.Generator, people: _People) 
 
 def _missing_connections(tables: Tables, rng: np.random.Generator, people: _People) -> None:
     table = tables["gmc_doctors"]
-    in_body = np.flatnonzero(_as_bool(pc.equal(table["designatedBodyCode"], DESIGNATED_BODY_CODES[0])))
+    in_body = np.flatnonzero(_as_bool(pc.equal(table["designatedBodyCode"], people.codes[0])))
     dropped = rng.choice(in_body, size=round(_MISSING_SHARE * len(in_body)), replace=False)
     keep = np.ones(table.num_rows, dtype=bool)
     keep[dropped] = False
@@ -555,12 +662,12 @@ def _duplicate_keys(tables: Tables, rng: np.random.Generator, people: _People) -
 
 
 def _malformed_dates(tables: Tables, rng: np.random.Generator, people: _People) -> None:
-    """Impossible days (31/02/yyyy) and ISO instead of dd/mm/yyyy, in GMC submission dates."""
+    """Impossible days (31/02/yyyy) and dd-mm-yyyy (a spelling no service writes), in GMC submission dates."""
     table = tables["gmc_doctors"]
     positions = _handful(rng, table.num_rows, 2 * _HANDFUL)
     original = table["submissionDate"].combine_chunks().take(pa.array(positions))
     impossible = pc.replace_substring_regex(original, r"^\d{2}/\d{2}/(\d{4})$", r"31/02/\1")
-    iso = pc.replace_substring_regex(original, r"^(\d{2})/(\d{2})/(\d{4})$", r"\3-\2-\1")
+    iso = pc.replace_substring_regex(original, r"^(\d{2})/(\d{2})/(\d{4})$", r"\1-\2-\3")
     first = np.arange(len(positions)) < len(positions) // 2
     tables["gmc_doctors"] = _replace(table, "submissionDate", positions, pc.if_else(pa.array(first), impossible, iso))
 
@@ -579,7 +686,7 @@ def _orphan_connection(tables: Tables, rng: np.random.Generator, people: _People
     when = people.as_of - 10
     log = {
         "gmcId": number,
-        "newDesignatedBodyCode": DESIGNATED_BODY_CODES[0],
+        "newDesignatedBodyCode": people.codes[0],
         "updatedBy": ADMINS[0],
         "requestTime": _datetimes(np.array([when * _DAY + 10 * 3600]))[0].as_py(),
         "reason": "1",
@@ -601,6 +708,52 @@ def _orphan_connection(tables: Tables, rng: np.random.Generator, people: _People
         tables[name] = pa.concat_tables([table.drop_columns([RECORD_COLUMN]), row])
 
 
+def _append_records(table: pa.Table, records: Sequence[dict[str, str | None]]) -> pa.Table:
+    """`table` with text `records` after its rows (a field a record leaves out is null)."""
+    columns = [c for c in table.column_names if c != RECORD_COLUMN]
+    rows = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in columns})
+    return pa.concat_tables([table.select(columns), rows])
+
+
+def _legacy_null_ids(tables: Tables, rng: np.random.Generator, people: _People) -> None:
+    """Two legacy (pre-2020 snapshot) recommendations of one doctor, both without an id: different records,
+    which the sync must keep apart (a derived id), not take for duplicates of each other."""
+    doctors = tables["gmc_doctors"]["gmcReferenceNumber"]
+    number = doctors[int(rng.integers(0, len(doctors)))].as_py() if len(doctors) else str(people.gmc_number[0])
+    first = _days(date(2015, 1, 1)) + int(rng.integers(0, 700))
+    second = _days(date(2018, 1, 1)) + int(rng.integers(0, 700))
+    day = _dates(np.array([first, first - 21, second, second - 9, second + 182]), "%Y-%m-%d").to_pylist()
+    admin = rng.choice(len(ADMINS), size=2, replace=False)
+    records = (
+        {"id": None, "gmcNumber": number, "recommendationType": "REVALIDATE", "recommendationStatus": "COMPLETED",
+         "outcome": "Approved", "gmcSubmissionDate": day[0], "actualSubmissionDate": day[1],
+         "admin": ADMINS[admin[0]]},
+        {"id": None, "gmcNumber": number, "recommendationType": "DEFER", "recommendationStatus": "COMPLETED",
+         "outcome": "Approved", "gmcSubmissionDate": day[2], "actualSubmissionDate": day[3],
+         "deferralDate": day[4], "deferralReason": "1", "deferralSubReason": "2", "admin": ADMINS[admin[1]]},
+    )  # fmt: skip
+    tables["recommendation_records"] = _append_records(tables["recommendation_records"], records)
+
+
+def _tis_free_text_gmc(tables: Tables, rng: np.random.Generator, people: _People) -> None:
+    """TIS keeps the GMC number as free text: one blank, one short (6 digits), one with a letter (O for 0),
+    and one number held by two TIS persons (a second person, with its own tcsPersonId)."""
+    table = tables["tis_trainees"]
+    positions = _handful(rng, table.num_rows, 4)
+    edited, shared = positions[:3], positions[3:]
+    six = [n[:6] for n in table["gmcReferenceNumber"].take(pa.array(edited)).to_pylist()]  # three values
+    values = ["", *six[1:2], *(n + "O" for n in six[2:3])]
+    table = _replace(table, "gmcReferenceNumber", edited, pa.array(values, pa.string()))
+    if len(shared):
+        second = table.take(pa.array(shared))
+        person_id = int(pc.max(pc.cast(table["tcsPersonId"], pa.int64())).as_py()) + 1
+        second = second.set_column(
+            second.schema.get_field_index("tcsPersonId"), "tcsPersonId", pa.array([str(person_id)], pa.string())
+        )
+        table = pa.concat_tables([table, second])
+    tables["tis_trainees"] = table
+
+
 def _as_bool(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -615,6 +768,8 @@ _FAULTS: dict[str, _Fault] = {
     "malformed_dates": _malformed_dates,
     "unknown_enums": _unknown_enums,
     "orphan_connection": _orphan_connection,
+    "legacy_null_ids": _legacy_null_ids,
+    "tis_free_text_gmc": _tis_free_text_gmc,
     "mapping_break": _mapping_break,
 }
 
@@ -633,9 +788,20 @@ class SyntheticSource:
         "malformed_dates",
         "unknown_enums",
         "orphan_connection",
+        # Appended last, so every fault above keeps its random stream (indexed by position here).
+        "legacy_null_ids",
+        "tis_free_text_gmc",
     )
+    # Faults that are what the real services send, not a broken export: a release must not be blocked by them.
+    REALISTIC_FAULTS: tuple[str, ...] = ("legacy_null_ids", "tis_free_text_gmc")
 
-    def __init__(self, doctors: int = 20000, seed: int = 0, faults: Sequence[str] = (), *, as_of: date = AS_OF):
+    def __init__(self, doctors: int = 20000, seed: int = 0, faults: Sequence[str] = (), *, as_of: date = AS_OF,
+                 designated_bodies: Sequence[str] = PROD_CODES):
+        # The environment's designated-body codes (`Settings.designated_bodies`), each sent with its real owner.
+        self.designated_bodies: tuple[str, ...] = tuple(designated_bodies)
+        if not self.designated_bodies:
+            raise ValueError("a synthetic source needs at least one designated-body code")
+        self.owners = owners_of(self.designated_bodies)
         if not 1 <= doctors <= _MAX_DOCTORS:
             raise ValueError(f"doctors must be between 1 and {_MAX_DOCTORS}, got {doctors}")
         if isinstance(faults, str):
@@ -649,6 +815,8 @@ class SyntheticSource:
         self.description = f"synthetic: {self.doctors} doctors, seed {self.seed}, faults: {faults_text}"
         if as_of != AS_OF:
             self.description += f", as of {as_of.isoformat()}"
+        if self.designated_bodies != PROD_CODES:
+            self.description += f", designated bodies: {', '.join(self.designated_bodies)}"
         self._extracted: dict[str, WireInput] | None = None
         # The population is generated on demand, so it is as fresh as this instance (one per run).
         self.generated_at = datetime.now(UTC)
@@ -664,6 +832,8 @@ class SyntheticSource:
             "seed": self.seed,
             "faults": sorted(self.faults),
             "as_of": self.as_of.isoformat(),
+            # Only another list than the default changes the fingerprint (so the default's stays as it was).
+            **({} if self.designated_bodies == PROD_CODES else {"designated_bodies": list(self.designated_bodies)}),
         }
         return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
 
@@ -677,14 +847,17 @@ class SyntheticSource:
     def _clean_tables(self) -> tuple[_People, Tables]:
         rng = np.random.default_rng([self.seed, 0])
         as_of = _days(self.as_of)
-        people = _people(rng, self.doctors, as_of)
+        people = _people(rng, self.doctors, as_of, self.designated_bodies)
+        people = _disconnect(np.random.default_rng([self.seed, 2]), people)
         generators = {
             "gmc_doctors": _gmc_doctors,
             "tis_trainees": _tis_trainees,
             "recommendation_records": _recommendations,
             "connection_logs": _connection_logs,
         }
-        return people, {name: make(rng, people, as_of) for name, make in generators.items()}
+        tables = {name: make(rng, people, as_of) for name, make in generators.items()}
+        tables[HIDDEN_DISCREPANCIES.name] = _hidden_discrepancies(rng, people, tables, as_of)
+        return people, tables
 
     def _apply_faults(self, tables: Tables, people: _People) -> None:
         """Each fault draws from its own stream, so faults never disturb each other or the clean data."""
@@ -693,4 +866,5 @@ class SyntheticSource:
                 fault(tables, np.random.default_rng([self.seed, 1, self.FAULTS.index(name)]), people)
 
     def __repr__(self) -> str:
-        return f"SyntheticSource(doctors={self.doctors}, seed={self.seed}, faults={list(self.faults)})"
+        bodies = "" if self.designated_bodies == PROD_CODES else f", designated_bodies={list(self.designated_bodies)}"
+        return f"SyntheticSource(doctors={self.doctors}, seed={self.seed}, faults={list(self.faults)}{bodies})"

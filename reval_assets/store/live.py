@@ -42,6 +42,8 @@ from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest, UnknownV
 from reval_assets.store.writer_lock import writer_lock
 
 LIVE_VIEWS: tuple[str, ...] = (*ENTITIES, "discrepancies")
+# Entities added after the first versions were staged: a version without them shows them empty.
+LATER_ENTITIES: tuple[str, ...] = ("hidden_discrepancies",)
 # Connections a staging load uses at once. PostgreSQL encodes and COPYs on two backends in parallel;
 # SQLite has one writer (and a second ADBC connection in the process would be a second copy of SQLite).
 LOAD_CONNECTIONS = {"sqlite": 1, "postgresql": 2}
@@ -63,6 +65,7 @@ versions_table = sa.Table(
     sa.Column("rows_doctors", sa.BigInteger),
     sa.Column("rows_connections", sa.BigInteger),
     sa.Column("rows_recommendations", sa.BigInteger),
+    sa.Column("rows_hidden_discrepancies", sa.BigInteger),
     sa.Column("checks_passed", sa.Boolean),
     sa.Column("checks", sa.Text),
     sa.Column("manifest_sha256", sa.String(64)),
@@ -156,7 +159,10 @@ def _entity_of(view: str) -> str:
 def union_sql(view: str, tables: list[str]) -> str:
     """The SELECT behind a live view over one version's batch tables of its entity."""
     where = " WHERE is_discrepancy" if view == "discrepancies" else ""
-    columns = ", ".join(identifier(f.name) for f in ENTITY_SPECS[_entity_of(view)].schema)
+    fields = ENTITY_SPECS[_entity_of(view)].schema
+    if not tables:  # an entity a version staged before it existed: its view is empty
+        return "SELECT " + ", ".join(f"CAST(NULL AS TEXT) AS {identifier(f.name)}" for f in fields) + " WHERE 1 = 0"
+    columns = ", ".join(identifier(f.name) for f in fields)
     return " UNION ALL ".join(f"SELECT {columns} FROM {identifier(t)}{where}" for t in tables)
 
 
@@ -180,6 +186,8 @@ class LiveStore:
         self._has_catalog = False
         if create and not set(metadata.tables) <= self._table_names():
             self.create_catalog()
+        elif create:
+            self._add_count_columns()
 
     def create_catalog(self) -> None:
         metadata.create_all(self.engine)
@@ -187,6 +195,14 @@ class LiveStore:
             if conn.execute(sa.select(live_table.c.id)).first() is None:
                 conn.execute(live_table.insert().values(id=1, version=None))
         self._has_catalog = True
+
+    def _add_count_columns(self) -> None:
+        """A catalog from before an entity existed gains its row-count column (null for the older versions)."""
+        present = {c["name"] for c in sa.inspect(self.reader).get_columns(versions_table.name)}
+        with self.engine.begin() as conn:
+            for column in versions_table.columns:
+                if column.name.startswith("rows_") and column.name not in present:
+                    conn.exec_driver_sql(f"ALTER TABLE {versions_table.name} ADD COLUMN {column.name} BIGINT")
 
     @property
     def has_catalog(self) -> bool:
@@ -582,11 +598,11 @@ class LiveStore:
         tables: dict[str, list[str]] = {}
         for entity, table in rows:
             tables.setdefault(entity, []).append(table)
-        if set(tables) != set(ENTITIES):
+        if set(tables) | set(LATER_ENTITIES) != set(ENTITIES):
             raise PublishError(f"version {version} has no tables recorded for "
                                f"{', '.join(sorted(set(ENTITIES) - set(tables)))}, so it cannot be made live (it was "
                                "staged before reval_version_files existed); publish a fresh sync instead")
-        return tables
+        return {entity: tables.get(entity, []) for entity in ENTITIES}
 
     def _version_row(self, conn: Connection, version: str) -> sa.Row:
         row = conn.execute(sa.select(versions_table).where(versions_table.c.version == version)).first()

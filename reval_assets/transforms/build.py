@@ -6,19 +6,22 @@ a batch). Joins and aggregates are Arrow kernels: no per-row Python.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from reval_assets.domain.enums import ConnectionStatus, RecommendationStatus
-from reval_assets.domain.schemas import CONNECTIONS, DOCTORS, MAPPED_TRAINEE_FIELDS, RECOMMENDATIONS
+from reval_assets.domain.schemas import CONNECTIONS, DOCTORS, HIDDEN, MAPPED_TRAINEE_FIELDS, RECOMMENDATIONS
+from reval_assets.domain.schemas import DESIGNATED_BODY as DB
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 
 
 def is_discrepancy(gmc_code: pa.Array, tis_code: pa.Array) -> pa.Array:
-    """TIS places the doctor (from the programme owner) and GMC disagrees or has no connection."""
-    differs = pc.or_kleene(pc.is_null(gmc_code), pc.not_equal(gmc_code, tis_code))
-    return pc.fill_null(pc.and_kleene(pc.is_valid(tis_code), differs), False)
+    """The original's rule: TIS's designated body (from the programme owner) and GMC's differ, compared as lists,
+    so a body on one side and none on the other is a discrepancy, and none on both is not."""
+    one_sided = pc.xor(pc.is_valid(gmc_code), pc.is_valid(tis_code))
+    return pc.fill_null(pc.or_(one_sided, pc.fill_null(pc.not_equal(gmc_code, tis_code), False)), False)
 
 
 def _latest_recommendation(records: pa.Table) -> pa.Table:
@@ -38,7 +41,11 @@ def _latest_recommendation(records: pa.Table) -> pa.Table:
 
 def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
     """GMC doctors joined with TIS trainees (full outer: a doctor in either system is kept)."""
-    gmc_side = gmc.append_column("_in_gmc", pa.array(np.ones(gmc.num_rows, dtype=bool)))
+    # A doctor the GMC no longer returns is kept, with their history, as disconnected: no GMC body.
+    returned = pc.fill_null(gmc["exists_in_gmc"], True)
+    gmc_side = gmc.set_column(gmc.schema.get_field_index(DB), DB,
+                              pc.if_else(returned, gmc[DB], pa.scalar(None, pa.string())))
+    gmc_side = gmc_side.drop_columns(["exists_in_gmc"]).append_column("_in_gmc", returned)
     joined = gmc_side.join(tis, keys=GMC, join_type="full outer", left_suffix="_gmc", right_suffix="_tis",
                            coalesce_keys=True)
     latest = _latest_recommendation(records)
@@ -106,10 +113,18 @@ def build_recommendations(records: pa.Table, doctors: pa.Table) -> pa.Table:
     return joined.select(RECOMMENDATIONS.schema.names).sort_by("recommendation_id").cast(RECOMMENDATIONS.schema)
 
 
-def build_entities(gmc: pa.Table, tis: pa.Table, records: pa.Table, logs: pa.Table) -> dict[str, pa.Table]:
-    doctors = build_doctors(gmc, tis, records)
+def build_hidden_discrepancies(hidden: pa.Table) -> pa.Table:
+    """The discrepancies a body's admin hid from that body's list, as recorded (a screen filters by the date)."""
+    return hidden.select(HIDDEN.schema.names).sort_by([(GMC, "ascending"), (HIDDEN.key[1], "ascending")]).cast(
+        HIDDEN.schema)
+
+
+def build_entities(raw: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
+    """Every entity of one batch from its conformed raw inputs (keyed by raw input name)."""
+    doctors = build_doctors(raw["gmc_doctors"], raw["tis_trainees"], raw["recommendation_records"])
     return {
         "doctors": doctors,
-        "connections": build_connections(doctors, logs),
-        "recommendations": build_recommendations(records, doctors),
+        "connections": build_connections(doctors, raw["connection_logs"]),
+        "recommendations": build_recommendations(raw["recommendation_records"], doctors),
+        "hidden_discrepancies": build_hidden_discrepancies(raw["hidden_discrepancy_records"]),
     }

@@ -29,12 +29,15 @@ class _Losses:
         t = self.thresholds
         return lost >= t.min_drift_rows and share(lost, rows) > t.max_drift_loss_share if rows else False
 
-    def add(self, entity: str, drift: EntityDrift) -> None:
+    def add(self, entity: str, drift: EntityDrift, judged: bool = True) -> None:
+        """Count `entity`'s changes; judge its losses only if it is a screen's list (`EntitySpec.guarded`)."""
         lost_share = share(drift.removed, drift.live_rows) if drift.live_rows else 0.0
         self.metadata |= {f"{entity}_removed": drift.removed, f"{entity}_added": drift.added,
                           f"{entity}_changed": drift.changed, f"{entity}_removed_share": round(lost_share, 4)}
         self.lines.append(f"| {entity} | (all) | {drift.live_rows} | {drift.removed} | {drift.added} "
                           f"| {drift.changed} | {pct(lost_share)} |")
+        if not judged:
+            return
         self.worst = max(self.worst, (lost_share, entity))
         if self.over(drift.removed, drift.live_rows):
             self.problems.append(f"{entity} would lose {drift.removed} of {drift.live_rows} live rows "
@@ -60,8 +63,9 @@ def check_drift(data: CandidateData, thresholds: Thresholds) -> CheckResult:
         return CheckResult(name="drift", passed=True, description="first publish: no live version to compare with",
                            metadata={"live_version": "none", **t.metadata("max_drift_loss_share", "min_drift_rows")})
     found = _Losses(t)
-    for entity in ENTITY_SPECS:
-        found.add(entity, entity_drift(entity, *data.changed(entity), data.live[entity]))
+    for entity, spec in ENTITY_SPECS.items():
+        if entity in data.live:  # a live version staged before an entity existed has none to compare
+            found.add(entity, entity_drift(entity, *data.changed(entity), data.live[entity]), judged=spec.guarded)
     problems, worst = found.problems, found.worst
     limit = f"more than {pct(t.max_drift_loss_share)} of its live rows (and at least {t.min_drift_rows})"
     metadata = found.metadata | {

@@ -39,19 +39,25 @@ class Coverage:
 
 
 def coverage(tables: Mapping[str, Table]) -> Coverage:
-    """How well the trainee fields map onto recommendations, and under-notice doctors have one."""
+    """How well the trainee fields map onto the recommendations of connected doctors, and under-notice connected
+    doctors have one. A disconnected doctor (`exists_in_gmc` false) keeps their history but has no body to map."""
     recs, doctors = tables["recommendations"], tables["doctors"]
+    connected = pc.fill_null(doctors["exists_in_gmc"], True) if "exists_in_gmc" in doctors.column_names else None
+    numbers = doctors[GMC] if connected is None else doctors[GMC].filter(connected)
+    judged = pc.is_in(recs[GMC], value_set=pc.unique(numbers.combine_chunks()))
+    rows = count(judged)
     filled: pa.Array | None = None
     shares: dict[str, float] = {}
     for name in COVERED_TRAINEE_FIELDS:
-        column = recs[name]
-        shares[name] = share(recs.num_rows - column.null_count, recs.num_rows)
+        column = recs[name].filter(judged)
+        shares[name] = share(rows - column.null_count, rows)
         filled = pc.is_valid(column) if filled is None else pc.and_(filled, pc.is_valid(column))
     notice = pc.fill_null(pc.is_in(doctors["under_notice"], value_set=pa.array(UNDER_NOTICE)), False)
-    numbers = doctors[GMC].filter(notice)
-    covered = count(pc.is_in(numbers, value_set=pc.unique(recs[GMC].combine_chunks())))
-    return Coverage(rows=recs.num_rows, fully_mapped=count(filled) if filled is not None else 0, fields=shares,
-                    under_notice=len(numbers), under_notice_covered=covered)
+    notice = notice if connected is None else pc.and_(notice, connected)
+    noticed = doctors[GMC].filter(notice)
+    covered = count(pc.is_in(noticed, value_set=pc.unique(recs[GMC].combine_chunks())))
+    return Coverage(rows=rows, fully_mapped=count(filled) if filled is not None else 0, fields=shares,
+                    under_notice=len(noticed), under_notice_covered=covered)
 
 
 def check_mapping_coverage(data: CandidateData, thresholds: Thresholds) -> CheckResult:

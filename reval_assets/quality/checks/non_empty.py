@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from reval_assets.domain.schemas import ENTITY_SPECS
+from reval_assets.domain.schemas import GUARDED_ENTITIES
 from reval_assets.quality.model import CandidateData, CheckResult
 from reval_assets.quality.thresholds import Thresholds
 
 
 def check_non_empty(data: CandidateData, thresholds: Thresholds) -> CheckResult:
     """No entity is empty: an empty list on a screen is an outage, not a quiet day."""
-    rows = {entity: data.tables[entity].num_rows for entity in ENTITY_SPECS}
+    rows = {entity: data.tables[entity].num_rows for entity in GUARDED_ENTITIES}
     empty = [entity for entity, n in rows.items() if n < thresholds.min_rows]
     return CheckResult(
         name="non_empty",

@@ -28,6 +28,10 @@ def check_quarantine_budget(data: CandidateData, thresholds: Thresholds) -> Chec
         top = f"{r.reasons[0].records} × {r.reasons[0].field}: {r.reasons[0].problem}" if r.reasons else ""
         lines.append(f"| {name} | {r.file} | {r.records} | {r.quarantined} | {pct(r.quarantined_share)} | {top} |")
     largest = max(worst.values(), key=lambda r: r.quarantined_share, default=None)
+    free_text = sum(report.free_text_gmc_records for report in data.inputs())
+    if free_text > thresholds.max_tis_gmc_number_records:
+        problems.append(f"{free_text} TIS persons were quarantined for their GMC number (blank, malformed or shared; "
+                        f"limit {thresholds.max_tis_gmc_number_records}): more than the free text of TIS explains")
     return CheckResult.of("quarantine_budget", problems,
                    f"at most {pct(largest.quarantined_share if largest else 0.0)} of any input quarantined "
                    f"(limit {pct(limit)})", {
@@ -36,5 +40,6 @@ def check_quarantine_budget(data: CandidateData, thresholds: Thresholds) -> Chec
         "worst_input": largest.input if largest else "none",
         "worst_share": round(largest.quarantined_share, 4) if largest else 0.0,
         "inputs_not_read": sum(len(r.problems) for r in data.inputs()),
-        **thresholds.metadata("max_quarantine_share"),
+        "tis_gmc_number_records": free_text,
+        **thresholds.metadata("max_quarantine_share", "max_tis_gmc_number_records"),
     }, "\n".join(lines))

@@ -1,12 +1,12 @@
 """`referential_integrity`: connections and recommendations belong to a doctor (in the candidate and in
-what the source sent); designated bodies are known; discrepancy flags agree with the codes."""
+what the source sent); designated bodies are in the environment's configured list
+(`CandidateData.designated_bodies`); discrepancy flags agree with the codes."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reval_assets.domain.designated_bodies import DESIGNATED_BODY_CODES
 from reval_assets.domain.schemas import DESIGNATED_BODY as DB
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.schemas import TIS_DESIGNATED_BODY as TIS_DB
@@ -45,7 +45,7 @@ def check_referential_integrity(data: CandidateData, thresholds: Thresholds) -> 
                         else "record(s)")
                 problems.append(f"{report.file}: {report.unmatched} {what} point at a doctor who is in neither "
                                 f"the GMC nor the TIS export{examples(report.unmatched_examples)}")
-    known = pa.array(DESIGNATED_BODY_CODES)
+    known = pa.array(data.designated_bodies, pa.string())
     unknown_bodies = 0
     for entity, columns in BODY_COLUMNS.items():
         for column in columns:
@@ -54,7 +54,8 @@ def check_referential_integrity(data: CandidateData, thresholds: Thresholds) -> 
             unknown_bodies += len(bad)
             if len(bad):
                 problems.append(f"{entity}.{column} has {len(bad)} unknown designated-body codes"
-                                f"{examples(pc.unique(bad).to_pylist()[:3])}")
+                                f"{examples(pc.unique(bad).to_pylist()[:3])}, not among the "
+                                f"{len(data.designated_bodies)} configured for {data.env}")
     connections = data.tables["connections"]
     expected = is_discrepancy(connections[DB], connections[TIS_DB])
     wrong = count(pc.not_equal(connections["is_discrepancy"], expected))
@@ -69,7 +70,8 @@ def check_referential_integrity(data: CandidateData, thresholds: Thresholds) -> 
         "unmatched_connection_logs_in_source": unmatched["connection_logs"],
         "unmatched_recommendations_in_source": unmatched[RECOMMENDATIONS],
         "unknown_designated_body_codes": unknown_bodies,
-        "known_designated_bodies": len(DESIGNATED_BODY_CODES),
+        "known_designated_bodies": len(data.designated_bodies),
+        "designated_bodies_env": data.env,
         "discrepancy_flags_wrong": wrong,
         **thresholds.metadata("max_unmatched_records"),
     })
