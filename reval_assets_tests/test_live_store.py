@@ -25,6 +25,7 @@ from reval_assets.store.live import (
     file_table,
     file_tables,
     version_files,
+    version_view,
 )
 from reval_assets_tests.core_sync import NEW_POPULATION, publish, stage
 
@@ -265,3 +266,25 @@ def test_a_load_that_fails_keeps_the_tables_it_committed_on_each_connection_and_
     missing = {file_table(ref) for _, ref in pairs} - loaded  # batches may share a file (an empty one, say)
     assert (retry.tables_reused, retry.tables_loaded) == (len(pairs) - len(missing), len(missing))
     assert runtime.live.loaded_tables() == {file_table(ref) for _, ref in pairs}
+
+
+def test_a_version_from_before_hidden_discrepancies_rolls_back_with_none_hidden(runtime):
+    """A store made before the entity existed: its catalog gains the row count (null for old versions), and
+    rolling back to an old version shows its other views as they were and no hidden discrepancies."""
+    first = publish(runtime)
+    expected = {v: rows_of(runtime, v) for v in ("doctors", "connections", "recommendations", "discrepancies")}
+    publish(runtime, SyntheticSource(doctors=1700, seed=8), thresholds=NEW_POPULATION)
+    with runtime.live.engine.begin() as conn:  # as older code recorded it: no such entity, no count column
+        conn.execute(version_files.delete().where(sa.and_(version_files.c.version == first,
+                                                          version_files.c.entity == "hidden_discrepancies")))
+        conn.exec_driver_sql("ALTER TABLE reval_versions DROP COLUMN rows_hidden_discrepancies")
+        if runtime.live.dialect == "postgresql":
+            conn.exec_driver_sql(f"DROP VIEW {version_view(first, 'hidden_discrepancies')}")
+    reopened = LiveStore(runtime.settings.live_url)
+    try:
+        reopened.rollback(first, actor="tester", reason="back", env="dev")
+        assert reopened.live_version() == first and reopened.version(first)["rows_hidden_discrepancies"] is None
+    finally:
+        reopened.close()
+    assert {v: rows_of(runtime, v) for v in expected} == expected
+    assert rows_of(runtime, "hidden_discrepancies") == []

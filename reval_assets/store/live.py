@@ -161,9 +161,18 @@ def union_sql(view: str, tables: list[str]) -> str:
     where = " WHERE is_discrepancy" if view == "discrepancies" else ""
     fields = ENTITY_SPECS[_entity_of(view)].schema
     if not tables:  # an entity a version staged before it existed: its view is empty
-        return "SELECT " + ", ".join(f"CAST(NULL AS TEXT) AS {identifier(f.name)}" for f in fields) + " WHERE 1 = 0"
+        return "SELECT " + ", ".join(f"CAST(NULL AS {_sql_type(f.type)}) AS {identifier(f.name)}"
+                                     for f in fields) + " WHERE 1 = 0"
     columns = ", ".join(identifier(f.name) for f in fields)
     return " UNION ALL ".join(f"SELECT {columns} FROM {identifier(t)}{where}" for t in tables)
+
+
+def _sql_type(arrow: pa.DataType) -> str:
+    for test, name in ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"),
+                       (pa.types.is_integer, "BIGINT"), (pa.types.is_boolean, "BOOLEAN")):
+        if test(arrow):
+            return name
+    return "TEXT"
 
 
 @dataclass(frozen=True)
@@ -199,10 +208,12 @@ class LiveStore:
     def _add_count_columns(self) -> None:
         """A catalog from before an entity existed gains its row-count column (null for the older versions)."""
         present = {c["name"] for c in sa.inspect(self.reader).get_columns(versions_table.name)}
+        missing = [c.name for c in versions_table.columns if c.name.startswith("rows_") and c.name not in present]
+        if not missing:  # the usual case: no write transaction at all (it would wait behind another writer)
+            return
         with self.engine.begin() as conn:
-            for column in versions_table.columns:
-                if column.name.startswith("rows_") and column.name not in present:
-                    conn.exec_driver_sql(f"ALTER TABLE {versions_table.name} ADD COLUMN {column.name} BIGINT")
+            for name in missing:
+                conn.exec_driver_sql(f"ALTER TABLE {versions_table.name} ADD COLUMN {name} BIGINT")
 
     @property
     def has_catalog(self) -> bool:
@@ -451,9 +462,13 @@ class LiveStore:
                  action: str, actor: str, reason: str, env: str) -> None:
         tables = self._version_tables(conn, version) if self.dialect == "sqlite" else {}
         for view in LIVE_VIEWS:
-            if self.dialect == "postgresql":
+            if self.dialect == "postgresql" and self._has_view(conn, version_view(version, view)):
                 self._bound_lock_wait(conn)
                 conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {version_view(version, view)}")
+            elif self.dialect == "postgresql":  # a version staged before the entity existed: none of it
+                self._bound_lock_wait(conn)
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
+                conn.exec_driver_sql(f"CREATE VIEW {view} AS {union_sql(view, [])}")
             else:
                 conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
                 conn.exec_driver_sql(f"CREATE VIEW {view} AS {union_sql(view, tables[_entity_of(view)])}")
@@ -469,6 +484,10 @@ class LiveStore:
                              **({"actor": actor, "reason": reason} if action == "publish" else {})))
         self._audit(conn, action, version, actor, env, reason, {"previous": current})
         fault_point("publish")  # everything re-pointed, not yet committed
+
+    @staticmethod
+    def _has_view(conn: Connection, name: str) -> bool:
+        return conn.exec_driver_sql(f"SELECT to_regclass('{name}') IS NOT NULL").scalar()
 
     # -- reading the catalog ---------------------------------------------------------------
     def live_version(self) -> str | None:

@@ -41,8 +41,9 @@ def _latest_recommendation(records: pa.Table) -> pa.Table:
 
 def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
     """GMC doctors joined with TIS trainees (full outer: a doctor in either system is kept)."""
-    # A doctor the GMC no longer returns is kept, with their history, as disconnected: no GMC body.
-    returned = pc.fill_null(gmc["exists_in_gmc"], True)
+    # A doctor the GMC no longer returns is kept, with their history, as disconnected: no GMC body. A record
+    # that does not say (`existsInGmc` is only in the stored documents) was returned if it has a body.
+    returned = pc.fill_null(gmc["exists_in_gmc"], pc.is_valid(gmc[DB]))
     gmc_side = gmc.set_column(gmc.schema.get_field_index(DB), DB,
                               pc.if_else(returned, gmc[DB], pa.scalar(None, pa.string())))
     gmc_side = gmc_side.drop_columns(["exists_in_gmc"]).append_column("_in_gmc", returned)
