@@ -192,7 +192,8 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
         except GuardRefused as refusal:
             runtime.live.audit("refuse", None, actor, settings.env.value, reason,
                                {"action": "sync", "message": str(refusal)})
-            raise
+            raise Exit(REFUSED, str(refusal), {"version": None, "published": False, "blocked_by": [], "rows": {},
+                                               "seconds": 0.0, "refused": True}) from None
     selected = _parse_batches(batches, settings.batches)
     started = time.perf_counter()
     label = f"[{settings.env.value.upper()}] sync of {len(selected)} of {settings.batches} batches"

@@ -37,7 +37,7 @@ def test_mapping_coverage_fails_when_mapped_fields_are_missing() -> None:
 def test_mapping_coverage_fails_on_a_drop_against_live_above_the_minimum() -> None:
     doctors = doctor_rows()
     for d in doctors[:4]:  # 90 % coverage: above the 80 % floor, but 10 points below live
-        d["curriculum_end_date"] = None
+        d["programme_name"] = None
     result = check_mapping_coverage(data(tables_from(doctors), live=clean_tables()), DEFAULT)
     assert not result.passed and result.metadata["mapping_drop_points"] == 10.0
     assert "mapping coverage fell 10.0 points against live (100.0 % → 90.0 %" in result.description

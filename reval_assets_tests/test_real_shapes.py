@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -396,6 +397,17 @@ def _replace(wire: WireInput, rows: list[dict]) -> WireInput:
     return WireInput(pa.table(columns), wire.origin)
 
 
+SOAP_SAVED_AT = "2026-12-01T02:00:00"
+
+
+def _saved_at(folder: Path, when: str = SOAP_SAVED_AT) -> Path:
+    """The export's SOAP responses as saved at `when` (UTC), the time their doctors are read as last confirmed."""
+    stamp = datetime.fromisoformat(when).replace(tzinfo=UTC).timestamp()
+    for path in (folder / "gmc").glob("*.xml"):
+        os.utime(path, (stamp, stamp))
+    return folder
+
+
 def _twin(population: dict[str, WireInput], gmc_shape: str) -> dict[str, WireInput]:
     """The population as the GMC shape can carry it: what both exports of a case are written from."""
     doctors = records(population["gmc_doctors"].table)
@@ -404,8 +416,9 @@ def _twin(population: dict[str, WireInput], gmc_shape: str) -> dict[str, WireInp
     elif gmc_shape == "documents":  # a document always states existsInGmc: absent (returned by the GMC) is true
         doctors = [d | {"existsInGmc": d.get("existsInGmc") or "true"} for d in doctors]
     elif gmc_shape == "soap":
-        # The GMC returns only connected doctors (with a body: the request's), and no last-updated time.
-        doctors = [d | {"gmcLastUpdatedDateTime": None} for d in doctors
+        # The GMC returns only connected doctors (with a body: the request's), and no last-updated time: they
+        # were confirmed when the response was saved (`_saved_at`).
+        doctors = [d | {"gmcLastUpdatedDateTime": SOAP_SAVED_AT} for d in doctors
                    if not shapes.disconnected(d) and d.get("designatedBodyCode") is not None]
     return population | {"gmc_doctors": _replace(population["gmc_doctors"], doctors)}
 
@@ -461,7 +474,7 @@ def test_every_real_shape_syncs_to_the_same_entities_as_canonical(case: str, pop
     chosen, layout = CASES[case]
     twin = _twin(population, chosen["gmc_doctors"])
     expected = _sync(write_export(twin, tmp_path / "canonical", shapes=CANONICAL))
-    got = _sync(write_export(twin, tmp_path / case, shapes=chosen, **layout))
+    got = _sync(_saved_at(write_export(twin, tmp_path / case, shapes=chosen, **layout)))
     assert expected["doctors"].num_rows > 0
     # No column is excluded: what a shape cannot carry was taken out of the twin both exports are written from.
     problems = {name: _differences(_sorted(expected[name], name), _sorted(got[name], name)) for name in expected}

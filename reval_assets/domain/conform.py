@@ -19,7 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reval_assets.domain.batching import batch_of
-from reval_assets.domain.enums import QuarantineReason, spelling_key, spellings
+from reval_assets.domain.enums import (
+    DeferralReason,
+    DeferralSubReason,
+    QuarantineReason,
+    in_words,
+    spelling_key,
+    spellings,
+)
 from reval_assets.domain.keys import derive_missing_ids
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.schemas import QUARANTINE_SCHEMA, RECORD_COLUMN, Column, Parse, RawSpec
@@ -121,14 +128,17 @@ def _canonical_spelling(column: Column, raw: pa.Array) -> pa.Array:
     accepted = spellings(column.enum)
     encoded = pc.dictionary_encode(raw)
     distinct = encoded.dictionary.to_pylist()  # a handful of distinct spellings, however many rows
-    canonical = pa.array([accepted.get(spelling_key(text), text) for text in distinct], pa.string())
+    worded = column.enum in (DeferralReason, DeferralSubReason)  # legacy snapshots wrote these as text
+    canonical = pa.array([None if text is None else accepted.get(spelling_key(text))
+                          or (in_words(column.enum, text) if worded else None) or text
+                          for text in distinct], pa.string())
     return canonical.take(encoded.indices)
 
 
 def _parse(column: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray, str]:
     """Typed values, a mask of malformed values, and how to describe them."""
     if column.parse is Parse.TEXT:
-        values = raw if column.enum is None else _canonical_spelling(column, raw)
+        values = raw if column.enum is None else _canonical_spelling(column, _blank_to_null(raw))
         return values, np.zeros(len(raw), dtype=bool), ""
     raw = _blank_to_null(raw)
     if column.parse is Parse.GMC_NUMBER:

@@ -143,6 +143,18 @@ def spelling_key(text: str) -> str:
     return " ".join(text.replace("_", " ").split()).casefold()
 
 
+def _words(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text).split()).casefold()
+
+
+def in_words(enum: type[Enum], text: str) -> str | None:
+    """A legacy deferral reason written as text ("Insufficient evidence for a positive recommendation"): the code
+    of the reason whose name its words begin with, if exactly one does."""
+    words = _words(text)
+    found = {str(m.value) for m in enum if words == _words(m.name) or words.startswith(_words(m.name) + " ")}
+    return found.pop() if len(found) == 1 else None
+
+
 def spellings(enum: type[Enum]) -> dict[str, str]:
     """Every accepted spelling of the enum's values (by `spelling_key`) -> the canonical value (as text).
 

@@ -99,6 +99,8 @@ GMC_DOCTORS = RawSpec(
         Column("date_added", "dateAdded", Parse.DATE),
         Column("under_notice", "underNotice", enum=enums.UnderNotice),
         Column("sanction", "sanction"),
+        # The recommendation service's own status of the doctor (the screens' TIS status), in stored records.
+        Column("doctor_status", "doctorStatus", enum=enums.RecommendationStatus),
         Column("designated_body_code", "designatedBodyCode"),
         Column("gmc_last_updated", "gmcLastUpdatedDateTime", Parse.DATETIME),
         # False: the GMC no longer returns the doctor (disconnected); absent means the GMC returned them.
@@ -315,8 +317,10 @@ MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
     DESIGNATED_BODY,
     "under_notice",
 )
-# Those mapping_coverage requires filled; under_notice is measured from the doctors' side instead.
-COVERED_TRAINEE_FIELDS: tuple[str, ...] = tuple(f for f in MAPPED_TRAINEE_FIELDS if f != "under_notice")
+# Those mapping_coverage requires filled. Not under_notice (measured from the doctors' side instead), nor the
+# membership type and curriculum end, which TCS leaves null by design for a trainee with several programmes.
+COVERED_TRAINEE_FIELDS: tuple[str, ...] = tuple(
+    f for f in MAPPED_TRAINEE_FIELDS if f not in ("under_notice", "membership_type", "curriculum_end_date"))
 
 ENTITY_SPECS: dict[str, EntitySpec] = {s.name: s for s in (DOCTORS, CONNECTIONS, RECOMMENDATIONS, HIDDEN)}
 ENTITIES: tuple[str, ...] = tuple(ENTITY_SPECS)

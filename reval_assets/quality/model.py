@@ -90,7 +90,7 @@ class InputReport:
         unmatched = summary.unmatched
         return cls(
             input=name,
-            file=origin if origin.endswith(".json") else f"{file} ({origin or 'unknown origin'})",
+            file=origin if origin.startswith("/") else f"{file} ({origin or 'unknown origin'})",
             records=summary.records,
             kept=summary.kept,
             quarantined=summary.quarantined,

@@ -211,10 +211,11 @@ def _list_value(value: object, key: str, file: str) -> list:
 def connection_logs(content: object, layout: str, file: str) -> Read:
     """ConnectionLog / ConnectionRequestLog documents, ConnectionHistoryDto or ConnectionLogDto records."""
     documents = as_documents(content, file)
+    if any(type(d) is dict and "eventDateTime" in d for d in documents[:1000]):  # the resync's: no requestType
+        return Read(documents, f"{_n(len(documents), 'ConnectionLogDto record')} ({layout}; each doctor's latest)")
     gmc = sum(1 for d in documents if type(d) is dict and d.get("requestType") is None)
-    latest = any(type(d) is dict and "eventDateTime" in d for d in documents[:1000])
-    kind = "ConnectionLogDto record" if latest else "connection log"
-    return Read(documents, f"{_n(len(documents), kind)} ({layout}; {gmc:,} with no requestType: by the GMC sync)")
+    return Read(documents, f"{_n(len(documents), 'connection log')} ({layout}; {gmc:,} with no requestType: "
+                           "by the GMC sync)")
 
 
 def hidden_discrepancies(content: object, layout: str, file: str) -> Read:

@@ -130,7 +130,11 @@ class FileSource:
         responses = {Path(name).stem: body for name, body in data.items() if name.startswith(f"{GMC_FOLDER}/")}
         records: list[dict] = []
         for body, xml in responses.items():
-            records += read_soap_response(xml, body, str(self.directory / GMC_FOLDER / f"{body}.xml"))
+            path = self.directory / GMC_FOLDER / f"{body}.xml"
+            # A response has no last-updated time: the doctors were confirmed when it was saved, as the nightly
+            # sync stamps each doctor it collects with the collection's time.
+            saved = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            records += [{**r, "gmcLastUpdatedDateTime": saved} for r in read_soap_response(xml, body, str(path))]
         said = (f"{len(responses)} GetDoctorsForDB responses ({', '.join(responses)}), "
                 f"{len(records):,} doctors")
         return documents.Read(records, said)

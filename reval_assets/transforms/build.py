@@ -70,7 +70,10 @@ def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
         "membership_end_date": joined["membership_end_date"],
         "curriculum_end_date": joined["curriculum_end_date"],
         "gmc_status": joined["gmc_status"],
-        "tis_status": pc.fill_null(joined["tis_status"], RecommendationStatus.NOT_STARTED.value),
+        # The recommendation service's status of the doctor where the record carries it, else that of their
+        # latest recommendation (not started without one).
+        "tis_status": pc.coalesce(joined["doctor_status"], joined["tis_status"],
+                                  pa.scalar(RecommendationStatus.NOT_STARTED.value)),
         "exists_in_gmc": pc.fill_null(joined["_in_gmc"], False),
         "last_updated": joined["gmc_last_updated"],
     }

@@ -32,9 +32,11 @@ def check_quarantine_budget(data: CandidateData, thresholds: Thresholds) -> Chec
     if free_text > thresholds.max_tis_gmc_number_records:
         problems.append(f"{free_text} TIS persons were quarantined for their GMC number (blank, malformed or shared; "
                         f"limit {thresholds.max_tis_gmc_number_records}): more than the free text of TIS explains")
+    apart = (f"; and {free_text} TIS persons for their free-text GMC number (limit "
+             f"{thresholds.max_tis_gmc_number_records})" if free_text else "")
     return CheckResult.of("quarantine_budget", problems,
                    f"at most {pct(largest.quarantined_share if largest else 0.0)} of any input quarantined "
-                   f"(limit {pct(limit)})", {
+                   f"(limit {pct(limit)}){apart}", {
         **{f"quarantined_{name}": r.quarantined for name, r in worst.items()},
         **{f"quarantined_share_{name}": round(r.quarantined_share, 4) for name, r in worst.items()},
         "worst_input": largest.input if largest else "none",
