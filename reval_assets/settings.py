@@ -34,6 +34,12 @@ class Settings:
     batches: int = 16
     faults: tuple[str, ...] = field(default_factory=tuple)
     designated_bodies: tuple[str, ...] = PROD_CODES  # the codes the data may hold (REVAL_DESIGNATED_BODIES)
+    # The live systems, when set: GMC doctors over SOAP, TIS trainees from the TCS database. Secrets: never shown.
+    gmc_url: str = ""
+    gmc_username: str = field(default="", repr=False)
+    gmc_password: str = field(default="", repr=False)
+    gmc_timeout: float = 30.0  # seconds per GetDoctorsForDB attempt (REVAL_GMC_TIMEOUT)
+    tcs_url: str = field(default="", repr=False)
 
     @property
     def snapshot_root(self) -> Path:
@@ -67,7 +73,24 @@ class Settings:
             batches=_positive_int(e, "REVAL_BATCHES", 16),
             faults=tuple(f.strip() for f in e.get("REVAL_FAULTS", "").split(",") if f.strip()),
             designated_bodies=_designated_bodies(e, env),
+            **_live_systems(e),
         )
+
+
+def _live_systems(environ: Mapping[str, str]) -> dict[str, str | float]:
+    url = environ.get("REVAL_GMC_URL", "").strip()
+    username, password = environ.get("REVAL_GMC_USERNAME", ""), environ.get("REVAL_GMC_PASSWORD", "")
+    if url and not (username and password):
+        raise SettingsError("REVAL_GMC_URL needs REVAL_GMC_USERNAME and REVAL_GMC_PASSWORD (the GMC web service login)")
+    try:
+        timeout = float(environ.get("REVAL_GMC_TIMEOUT", "30"))
+    except ValueError:
+        timeout = -1.0
+    if not timeout > 0:
+        raise SettingsError(f"REVAL_GMC_TIMEOUT must be a number of seconds above 0, not "
+                            f"{environ.get('REVAL_GMC_TIMEOUT')!r}")
+    return {"gmc_url": url, "gmc_username": username, "gmc_password": password, "gmc_timeout": timeout,
+            "tcs_url": environ.get("REVAL_TCS_URL", "").strip()}
 
 
 def _designated_bodies(environ: Mapping[str, str], env: Environment) -> tuple[str, ...]:

@@ -62,6 +62,7 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
                 "dagster/column_schema": column_schema(RAW_SPECS[name].schema),
                 "source": landing.source,
                 "read_as": landing.details.get(name, {}).get("read_as") or "not recorded",
+                "origin": landing.details.get(name, {}).get("origin") or "not recorded",  # file, or live system
                 "records_in_source": landing.details.get(name, {}).get("export_records", counts["records"]),
                 "records_landed": counts["records"],
                 "quarantined_records": counts["quarantined"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 
 from reval_assets.settings import Settings, SettingsError
@@ -25,17 +26,37 @@ class Runtime:
         return LiveStore(self.settings.live_url, create=not self.read_only)
 
     def source(self) -> Source:
-        if self.settings.source == "files":
+        """The configured source: synthetic or the export files, with GMC doctors pulled over SOAP when
+        REVAL_GMC_URL is set and TIS trainees read from the TCS database when REVAL_TCS_URL is."""
+        settings = self.settings
+        source = self._base_source()
+        if settings.gmc_url:
+            from reval_assets.sources.gmc_service import GmcClient, GmcSoapSource
+
+            client = GmcClient(settings.gmc_url, settings.gmc_username, settings.gmc_password,
+                               timeout=settings.gmc_timeout)
+            evidence = settings.home / "gmc" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")  # replayable
+            source = GmcSoapSource(source, client, designated_bodies=settings.designated_bodies,
+                                   evidence_dir=evidence)
+        if settings.tcs_url:
+            from reval_assets.sources.tcs_database import TcsTraineesSource
+
+            source = TcsTraineesSource(source, settings.tcs_url, designated_bodies=settings.designated_bodies)
+        return source
+
+    def _base_source(self) -> Source:
+        settings = self.settings
+        if settings.source == "files":
             from reval_assets.sources.files import FileSource
 
-            if self.settings.source_dir is None:
+            if settings.source_dir is None:
                 raise SettingsError("REVAL_SOURCE=files needs REVAL_SOURCE_DIR, the folder of the export files")
-
-            return FileSource(self.settings.source_dir, designated_bodies=self.settings.designated_bodies)
+            elsewhere = (("gmc_doctors",) if settings.gmc_url else ()) + (("tis_trainees",) if settings.tcs_url else ())
+            return FileSource(settings.source_dir, designated_bodies=settings.designated_bodies, elsewhere=elsewhere)
         from reval_assets.sources.synthetic import SyntheticSource
 
-        return SyntheticSource(doctors=self.settings.doctors, seed=self.settings.seed, faults=self.settings.faults,
-                               designated_bodies=self.settings.designated_bodies)
+        return SyntheticSource(doctors=settings.doctors, seed=settings.seed, faults=settings.faults,
+                               designated_bodies=settings.designated_bodies)
 
     def close(self) -> None:
         if "live" in self.__dict__:

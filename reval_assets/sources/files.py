@@ -80,10 +80,12 @@ class FileSource:
     must have its response there.
     """
 
-    def __init__(self, directory: Path | str, designated_bodies: Sequence[str] | None = None):
+    def __init__(self, directory: Path | str, designated_bodies: Sequence[str] | None = None,
+                 elsewhere: Sequence[str] = ()):
         self.directory = Path(directory).expanduser().absolute()
         self.description = f"files: {self.directory}"
         self.designated_bodies = tuple(designated_bodies) if designated_bodies is not None else None
+        self.elsewhere = frozenset(elsewhere)  # inputs a live system provides (`sources.overlay`): not read here
         self._data: dict[str, bytes] | None = None
         self._extracted: dict[str, WireInput] | None = None
 
@@ -114,6 +116,8 @@ class FileSource:
 
     def _extract_one(self, spec: RawSpec, data: dict[str, bytes]) -> WireInput:
         file = str(self.directory / spec.file)
+        if spec.name in self.elsewhere:
+            return WireInput.empty(spec, file, "not read from the files: a live system provides it")
         if spec.name == "gmc_doctors" and spec.file not in data:
             read = self._soap_doctors(data)
             file = str(self.directory / GMC_FOLDER)
@@ -147,15 +151,17 @@ class FileSource:
 
     def _files(self) -> list[str]:
         self._check_folder()
-        present = [spec.file for spec in RAW_SPECS.values() if (self.directory / spec.file).is_file()]
+        wanted = [spec for spec in RAW_SPECS.values() if spec.name not in self.elsewhere]
+        present = [spec.file for spec in wanted if (self.directory / spec.file).is_file()]
         gmc = self.directory / GMC_FOLDER
         doctors_file = RAW_SPECS["gmc_doctors"].file
-        if gmc.is_dir():
+        if gmc.is_dir() and "gmc_doctors" not in self.elsewhere:
             if doctors_file in present:
                 raise SourceError(f"the export holds both {doctors_file} and {GMC_FOLDER}/: GMC doctors must come "
                                   "from one of them; remove the other", file=str(gmc))
             present += self._soap_files(gmc)
-        missing = [f for f in EXPECTED_FILES if f not in present and not (f == doctors_file and gmc.is_dir())]
+        required = [spec.file for spec in wanted if not spec.optional]
+        missing = [f for f in required if f not in present and not (f == doctors_file and gmc.is_dir())]
         if missing:
             expected = ", ".join(EXPECTED_FILES)
             raise SourceError(
