@@ -1,4 +1,4 @@
-"""Jobs with typed config (required config opens the launchpad), and the nightly schedule."""
+"""Jobs with typed config (required config opens the launchpad), the nightly schedule and the new-export sensor."""
 
 
 import dagster as dg
@@ -7,8 +7,10 @@ from pydantic import Field
 from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, actor_of
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
 from reval_assets.pipeline import operations
+from reval_assets.pipeline.export_watch import ExportWatch
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.resources import RevalResource
+from reval_assets.settings import Settings
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError
 from reval_assets.store.writer_lock import StoreBusy
@@ -28,18 +30,38 @@ def all_batches_tags() -> dict[str, str]:
     return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
 
 
+def unattended_sync(reason: str, actor: str, run_key: str | None = None) -> dg.RunRequest:
+    """A sync nobody launched by hand: in dev it publishes; in staging and prod it stages and checks, and a person
+    publishes (`reval publish`, or live_release in the UI)."""
+    config = {"config": {"reason": reason}}
+    tags = {**all_batches_tags(), "reval/actor": actor}
+    if SETTINGS_AT_LOAD.env.needs_confirmation:
+        unattended = [dg.AssetKey(name) for name in (*RAW_SPECS, *ENTITIES, "release_candidate")]
+        return dg.RunRequest(run_key=run_key, tags=tags, asset_selection=unattended,
+                             run_config={"ops": {"release_candidate": config}})
+    return dg.RunRequest(run_key=run_key, tags=tags,
+                         run_config={"ops": {"release_candidate": config, "live_release": config}})
+
+
 @dg.schedule(job=full_sync, cron_schedule="0 2 * * *", default_status=dg.DefaultScheduleStatus.STOPPED,
              description=f"[{ENV_LABEL}] Nightly full sync at 02:00; off until an operator turns it on.")
 def nightly_full_sync(_context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """In dev it publishes; in staging and prod it stages and checks, and a person publishes."""
-    reason = {"config": {"reason": "nightly full sync"}}
-    if SETTINGS_AT_LOAD.env.needs_confirmation:
-        unattended = [dg.AssetKey(name) for name in (*RAW_SPECS, *ENTITIES, "release_candidate")]
-        return dg.RunRequest(tags={**all_batches_tags(), "reval/actor": "schedule"}, asset_selection=unattended,
-                             run_config={"ops": {"release_candidate": reason}})
-    return dg.RunRequest(tags={**all_batches_tags(), "reval/actor": "schedule"},
-                         run_config={"ops": {"release_candidate": reason, "live_release": reason}})
+    return unattended_sync("nightly full sync", "schedule")
 
+
+@dg.sensor(job=full_sync, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description=f"[{ENV_LABEL}] A new complete export in REVAL_SOURCE_DIR starts a sync (stage-only in "
+                       "staging and prod, as the schedule); off until an operator turns it on.")
+def new_export(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Waits for the export's files to stop changing (one evaluation with the same sizes and times), then syncs
+    once per new content: the run key is the export's fingerprint."""
+    seen = ExportWatch.from_cursor(context.cursor)
+    outcome = seen.look(Settings.from_env())
+    if outcome.fingerprint is None:
+        return dg.SensorResult(skip_reason=outcome.why, cursor=outcome.watch.cursor())
+    request = unattended_sync(f"new export {outcome.fingerprint[:12]}", "sensor", run_key=outcome.fingerprint)
+    return dg.SensorResult(run_requests=[request], cursor=outcome.watch.cursor())
 
 
 class RollbackConfig(dg.Config):

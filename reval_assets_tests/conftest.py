@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -93,3 +93,17 @@ def runtime(reval_env: Path, live_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     rt = Runtime(Settings.from_env())
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def open_runtime() -> Iterator[Callable[[], Runtime]]:
+    """Runtimes built from the environment as it is when called; all closed at the end."""
+    opened: list[Runtime] = []
+
+    def make() -> Runtime:
+        opened.append(Runtime(Settings.from_env()))
+        return opened[-1]
+
+    yield make
+    for runtime in opened:
+        runtime.close()

@@ -8,7 +8,7 @@ a run starts, so a test changes it with monkeypatch between runs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +23,6 @@ from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, GUARDED_ENTITIES
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import Landing
 from reval_assets.run import BATCH_ASSETS, QUIET, run_sync
-from reval_assets.settings import Settings
 from reval_assets.store.live import LIVE_VIEWS
 
 FULL_SYNC = defs.resolve_job_def("full_sync")
@@ -38,20 +37,6 @@ pytestmark = pytest.mark.skipif(
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_runtime() -> Iterator[Callable[[], Runtime]]:
-    """Runtimes built from the environment as it is when called; all closed at the end."""
-    opened: list[Runtime] = []
-
-    def make() -> Runtime:
-        opened.append(Runtime(Settings.from_env()))
-        return opened[-1]
-
-    yield make
-    for runtime in opened:
-        runtime.close()
 
 
 def range_tags(start: int, end: int) -> dict[str, str]:

@@ -75,10 +75,16 @@ class PublishConfig(dg.Config):
     )
 
 
+# With the batches' own single-run policy, a backfill of the whole graph is one run (`dagster asset materialize
+# --select '*' --partition-range 0...15` needs it of every asset it selects).
+ONE_RUN = dg.BackfillPolicy.single_run()
+
+
 @dg.asset(
     deps=list(ENTITIES),
     group_name="release",
     pool=SYNC_POOL,
+    backfill_policy=ONE_RUN,
     kinds={"sql"},
     description=describe(
         "A staged version: manifest of every entity x batch file, loaded beside live (not live). The batches this "
@@ -202,6 +208,7 @@ def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
     deps=[release_candidate],
     group_name="release",
     pool=SYNC_POOL,
+    backfill_policy=ONE_RUN,
     kinds={"sql"},
     description=describe("Publishes the candidate: views, live pointer and audit row in one transaction."),
 )

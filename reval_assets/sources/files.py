@@ -103,6 +103,15 @@ class FileSource:
             digest.update(data)
         return digest.hexdigest()
 
+    def signature(self) -> str:
+        """The export's files with their sizes and modification times (no byte read): what changes while it is
+        being written. Fails like `extract` when a required file is missing."""
+        parts = []
+        for name in self._files():
+            info = (self.directory / name).stat()
+            parts.append(f"{name}:{info.st_size}:{info.st_mtime_ns}")
+        return "|".join(parts)
+
     def extract(self) -> dict[str, WireInput]:
         if self._extracted is None:
             data = self._read()
