@@ -2,9 +2,10 @@
 
 
 import dataclasses
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import get_type_hints
 
 import dagster as dg
@@ -78,6 +79,9 @@ class PublishConfig(dg.Config):
 # With the batches' own single-run policy, a backfill of the whole graph is one run (`dagster asset materialize
 # --select '*' --partition-range 0...15` needs it of every asset it selects).
 ONE_RUN = dg.BackfillPolicy.single_run()
+# On an unpartitioned @asset the parameter is "beta": said once per process, to every `reval` user. It is stable in
+# use (the partitioned multi-assets have it too), so not said at all.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
 
 
 @dg.asset(
@@ -209,6 +213,8 @@ def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
     group_name="release",
     pool=SYNC_POOL,
     backfill_policy=ONE_RUN,
+    # A nightly sync that stopped publishing: live goes stale (a warning after a day, failing after two).
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=50), warn_window=timedelta(hours=26)),
     kinds={"sql"},
     description=describe("Publishes the candidate: views, live pointer and audit row in one transaction."),
 )
