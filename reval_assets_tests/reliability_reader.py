@@ -17,9 +17,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-READ = ("SELECT (SELECT version FROM reval_live WHERE id = 1), (SELECT COUNT(*) FROM doctors), "
-        "(SELECT COUNT(*) FROM connections), (SELECT COUNT(*) FROM recommendations), "
-        "(SELECT COUNT(*) FROM discrepancies)")
+READ_VIEWS = ("doctors", "connections", "recommendations", "discrepancies")  # the screens' lists
+READ = ("SELECT (SELECT version FROM reval_live WHERE id = 1), "
+        + ", ".join(f"(SELECT COUNT(*) FROM {view})" for view in READ_VIEWS))
 
 
 def connect(backend: str, target: str):  # type: ignore[no-untyped-def]
