@@ -15,164 +15,60 @@ views straight over the version's tables. PostgreSQL keeps its catalog parsed bu
 dependency per column of every table a view reads (a 16-table UNION ALL view is ~3 ms to
 replace), so there staging also creates the version's own views `r<version>_<view>`, and
 publish re-points each live view to one of them.
+
+`LiveStore` is here (engines, identity, staging, reading); its parts live beside it:
+`catalog` (the `reval_*` tables), `views` (view names and SQL), `live_publish` (publish,
+rollback, recovery re-points) and `live_gc` (dropping versions, tables and views). This module
+re-exports their public names.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from reval_assets.domain.enums import VersionStatus
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.parallel import map_in_threads
 from reval_assets.store.bulk import adbc_connection, dialect_of, identifier, load_table
+from reval_assets.store.catalog import (
+    ConcurrentPublishError,
+    PublishError,
+    audit_table,
+    file_tables,
+    live_table,
+    metadata,
+    now,
+    store_table,
+    version_files,
+    versions_table,
+)
 from reval_assets.store.faults import fault_point
 from reval_assets.store.files import private_file
-from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest, UnknownVersionError
+from reval_assets.store.live_gc import GarbageCollectMixin
+from reval_assets.store.live_publish import STAGED_AGAINST, PublishMixin, StagedAgainst
+from reval_assets.store.snapshots import FileRef, Manifest
+from reval_assets.store.views import LATER_ENTITIES, LIVE_VIEWS, _entity_of, file_table, union_sql, version_view
 from reval_assets.store.writer_lock import writer_lock
 
-LIVE_VIEWS: tuple[str, ...] = (*ENTITIES, "discrepancies")
-# Entities added after the first versions were staged: a version without them shows them empty.
-LATER_ENTITIES: tuple[str, ...] = ("hidden_discrepancies",)
+__all__ = [
+    "LATER_ENTITIES", "LIVE_VIEWS", "LOAD_CONNECTIONS", "STAGED_AGAINST", "ConcurrentPublishError", "LiveStore",
+    "LoadReport", "PublishError", "StagedAgainst", "audit_table", "file_table", "file_tables", "fingerprint",
+    "live_table", "metadata", "now", "store_table", "union_sql", "version_files", "version_view", "versions_table",
+]
+
 # Connections a staging load uses at once. PostgreSQL encodes and COPYs on two backends in parallel;
 # SQLite has one writer (and a second ADBC connection in the process would be a second copy of SQLite).
 LOAD_CONNECTIONS = {"sqlite": 1, "postgresql": 2}
-
-metadata = sa.MetaData()
-versions_table = sa.Table(
-    "reval_versions",
-    metadata,
-    sa.Column("version", sa.String(40), primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("parent", sa.String(40)),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("published_at", sa.DateTime),
-    sa.Column("actor", sa.Text),
-    sa.Column("reason", sa.Text),
-    sa.Column("env", sa.String(16)),
-    sa.Column("source", sa.Text),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("rows_doctors", sa.BigInteger),
-    sa.Column("rows_connections", sa.BigInteger),
-    sa.Column("rows_recommendations", sa.BigInteger),
-    sa.Column("rows_hidden_discrepancies", sa.BigInteger),
-    sa.Column("checks_passed", sa.Boolean),
-    sa.Column("checks", sa.Text),
-    sa.Column("manifest_sha256", sa.String(64)),
-    sa.Column("pinned", sa.Boolean, nullable=False, server_default=sa.false()),
-)
-audit_table = sa.Table(
-    "reval_audit",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime, nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("version", sa.String(40)),
-    sa.Column("actor", sa.Text),
-    sa.Column("env", sa.String(16)),
-    sa.Column("reason", sa.Text),
-    sa.Column("detail", sa.Text),
-)
-live_table = sa.Table(
-    "reval_live",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("version", sa.String(40)),
-    sa.Column("published_at", sa.DateTime),
-    sa.Column("published_by", sa.Text),
-    sa.Column("reason", sa.Text),
-    sa.CheckConstraint("id = 1", name="reval_live_single_row"),
-)
-version_files = sa.Table(
-    "reval_version_files",
-    metadata,
-    sa.Column("version", sa.String(40), primary_key=True),
-    sa.Column("entity", sa.String(32), primary_key=True),
-    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("table_name", sa.String(40), nullable=False),
-)
-# The store's identity, written at its first sync: which snapshot home serves it, its environment
-# and its batch count (see `reval_assets.pipeline.gate`).
-store_table = sa.Table(
-    "reval_store",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("store_id", sa.String(36), nullable=False),
-    sa.Column("env", sa.String(16), nullable=False),
-    sa.Column("batches", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.CheckConstraint("id = 1", name="reval_store_single_row"),
-)
-file_tables = sa.Table(
-    "reval_file_tables",
-    metadata,
-    sa.Column("table_name", sa.String(40), primary_key=True),
-    sa.Column("entity", sa.String(32), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("rows", sa.BigInteger, nullable=False),
-)
-
-
-class PublishError(Exception):
-    """A publish or rollback that cannot go ahead; live is unchanged."""
-
-
-class ConcurrentPublishError(PublishError):
-    pass
-
-
-class StagedAgainst:
-    """`LiveStore.publish`'s default expectation: live is still the version the candidate was staged against."""
-
-
-STAGED_AGAINST = StagedAgainst()
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def file_table(ref: FileRef) -> str:
-    return identifier(f"rb_{ref.sha256[:32]}")
-
-
-def version_view(version: str, view: str) -> str:
-    if not VERSION_ID.match(version):
-        raise ValueError(f"not a generated version id: {version!r}")
-    return identifier(f"r{version}_{view}")
-
-
-def _entity_of(view: str) -> str:
-    return "connections" if view == "discrepancies" else view
-
-
-def union_sql(view: str, tables: list[str]) -> str:
-    """The SELECT behind a live view over one version's batch tables of its entity."""
-    where = " WHERE is_discrepancy" if view == "discrepancies" else ""
-    fields = ENTITY_SPECS[_entity_of(view)].schema
-    if not tables:  # an entity a version staged before it existed: its view is empty
-        return "SELECT " + ", ".join(f"CAST(NULL AS {_sql_type(f.type)}) AS {identifier(f.name)}"
-                                     for f in fields) + " WHERE 1 = 0"
-    columns = ", ".join(identifier(f.name) for f in fields)
-    return " UNION ALL ".join(f"SELECT {columns} FROM {identifier(t)}{where}" for t in tables)
-
-
-def _sql_type(arrow: pa.DataType) -> str:
-    for test, name in ((pa.types.is_date, "DATE"), (pa.types.is_timestamp, "TIMESTAMP"),
-                       (pa.types.is_integer, "BIGINT"), (pa.types.is_boolean, "BOOLEAN")):
-        if test(arrow):
-            return name
-    return "TEXT"
 
 
 @dataclass(frozen=True)
@@ -182,7 +78,7 @@ class LoadReport:
     rows_loaded: int
 
 
-class LiveStore:
+class LiveStore(PublishMixin, GarbageCollectMixin):
     def __init__(self, url: str, *, lock_timeout_seconds: float = 5.0, create: bool = True):
         """`create`: make the catalog tables if they are missing; without it a store with no catalog
         reads as empty and nothing is created (read-only commands must not make an empty catalog)."""
@@ -198,37 +94,6 @@ class LiveStore:
         elif create:
             self._add_count_columns()
 
-    def create_catalog(self) -> None:
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            if conn.execute(sa.select(live_table.c.id)).first() is None:
-                conn.execute(live_table.insert().values(id=1, version=None))
-        self._has_catalog = True
-
-    def _add_count_columns(self) -> None:
-        """A catalog from before an entity existed gains its row-count column (null for the older versions)."""
-        present = {c["name"] for c in sa.inspect(self.reader).get_columns(versions_table.name)}
-        missing = [c.name for c in versions_table.columns if c.name.startswith("rows_") and c.name not in present]
-        if not missing:  # the usual case: no write transaction at all (it would wait behind another writer)
-            return
-        with self.engine.begin() as conn:
-            for name in missing:
-                conn.exec_driver_sql(f"ALTER TABLE {versions_table.name} ADD COLUMN {name} BIGINT")
-
-    @property
-    def has_catalog(self) -> bool:
-        if not self._has_catalog:
-            self._has_catalog = {versions_table.name, live_table.name} <= self._table_names()
-        return self._has_catalog
-
-    def _table_names(self) -> set[str]:
-        if self.dialect == "sqlite" and not self._sqlite_file_exists():
-            return set()
-        return set(sa.inspect(self.reader).get_table_names())
-
-    def _sqlite_file_exists(self) -> bool:
-        database = sa.engine.make_url(self.url).database
-        return bool(database) and database != ":memory:" and Path(database).exists()
 
     def writer_lock(self, action: str) -> AbstractContextManager[None]:
         """The store's writer lock (see `reval_assets.store.writer_lock`)."""
@@ -368,127 +233,6 @@ class LiveStore:
                 self._audit(conn, "block", version, actor, env, "blocking checks failed", {"failed": failed})
         return passed
 
-    # -- publish and rollback --------------------------------------------------------------
-    def publish(self, version: str, *, actor: str, reason: str, env: str,
-                expected_live: str | None | StagedAgainst = STAGED_AGAINST) -> None:
-        """Make a staged version live, provided its checks passed and live is still `expected_live`:
-        by default the version it was staged against (its parent), read in the same transaction."""
-        with self._repointing() as conn:
-            row = self._version_row(conn, version)
-            if row.status != VersionStatus.STAGED.value:
-                raise PublishError(f"version {version} is {row.status}, not staged; only a staged candidate "
-                                   "whose checks passed can be published")
-            if row.checks_passed is not True:
-                state = "did not pass" if row.checks_passed is False else "have not run"
-                raise PublishError(f"refusing to publish {version}: its blocking checks {state}")
-            current = self._live_version(conn)
-            if isinstance(expected_live, StagedAgainst):
-                expected_live = row.parent
-            if current != expected_live:
-                raise ConcurrentPublishError(
-                    f"live moved from {expected_live or 'nothing'} to {current} while {version} was being "
-                    "prepared (another publish or rollback won); re-run the sync to stage a fresh candidate")
-            self._repoint(conn, version, current, action="publish", actor=actor, reason=reason, env=env)
-
-    def rollback(self, version: str, *, actor: str, reason: str, env: str) -> str | None:
-        """Re-point live to a version that was published before; returns the version it replaced."""
-        with self._repointing() as conn:
-            row = self._version_row(conn, version)
-            if row.published_at is None or row.checks_passed is not True:
-                raise PublishError(f"version {version} was never published (status {row.status}); "
-                                   "rollback only goes to a version that was live before: "
-                                   "`reval versions` lists them (status live or retired)")
-            current = self._live_version(conn)
-            self._repoint(conn, version, current, action="rollback", actor=actor, reason=reason, env=env)
-            return current
-
-    def restore_outcome(self, version: str, *, checks_passed: bool | None, failed: list[str],
-                        published_at: datetime | None) -> None:
-        """`reval recover`: what the lost catalog had decided about a version, from the home's journal."""
-        values: dict = {"checks_passed": checks_passed, "published_at": published_at}
-        if checks_passed is False:
-            values["status"] = VersionStatus.BLOCKED.value
-            values["checks"] = json.dumps([{"name": name, "passed": False, "blocking": True,
-                                            "description": "failed (recovered from the journal)"} for name in failed])
-        elif published_at is not None:
-            values["status"] = VersionStatus.RETIRED.value
-        with self.engine.begin() as conn:
-            conn.execute(versions_table.update().where(versions_table.c.version == version).values(**values))
-
-    def restore_live(self, version: str, *, actor: str, reason: str, env: str) -> None:
-        """`reval recover`: point the views and the pointer at `version` (audited as `recover`)."""
-        with self._repointing() as conn:
-            self._version_row(conn, version)
-            self._repoint(conn, version, self._live_version(conn), action="recover", actor=actor, reason=reason,
-                          env=env)
-
-    @contextmanager
-    def _repointing(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    # A long reader delays a publish (up to the timeout) rather than queueing every
-                    # later reader behind the publish's lock. The timeout bounds the WHOLE re-point, not
-                    # each view's wait (see `_bound_lock_wait`).
-                    conn.info["lock_deadline"] = time.monotonic() + self.lock_timeout_seconds
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_seconds * 1000)}ms'")
-                    try:
-                        conn.execute(sa.select(live_table.c.version).where(live_table.c.id == 1)
-                                     .with_for_update(nowait=True))
-                    except sa.exc.OperationalError as error:
-                        raise ConcurrentPublishError(
-                            "another publish or rollback is in progress; try again when it has finished") from error
-                yield conn
-        except sa.exc.OperationalError as error:
-            # By error code, not message text: the message quotes the SQL, and `SET LOCAL lock_timeout`
-            # failing for a dropped connection is no lock timeout.
-            if getattr(error.orig, "sqlstate", None) == "55P03" or "database is locked" in str(error.orig):
-                raise ConcurrentPublishError(self._lock_timeout_message()) from error
-            raise
-
-    def _lock_timeout_message(self) -> str:
-        return (f"could not take the publish lock within {self.lock_timeout_seconds:g}s "
-                "(a long-running reader or another publish holds it); live is unchanged, try again")
-
-    def _bound_lock_wait(self, conn: Connection) -> None:
-        """Give the next lock wait only what is left of the timeout, so four views waited on in turn
-        cannot hold readers up for four timeouts."""
-        remaining = conn.info["lock_deadline"] - time.monotonic()
-        if remaining < 0.001:
-            raise ConcurrentPublishError(self._lock_timeout_message())
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(remaining * 1000))}ms'")
-
-    def _repoint(self, conn: Connection, version: str, current: str | None, *,
-                 action: str, actor: str, reason: str, env: str) -> None:
-        tables = self._version_tables(conn, version) if self.dialect == "sqlite" else {}
-        for view in LIVE_VIEWS:
-            if self.dialect == "postgresql" and self._has_view(conn, version_view(version, view)):
-                self._bound_lock_wait(conn)
-                conn.exec_driver_sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {version_view(version, view)}")
-            elif self.dialect == "postgresql":  # a version staged before the entity existed: none of it
-                self._bound_lock_wait(conn)
-                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
-                conn.exec_driver_sql(f"CREATE VIEW {view} AS {union_sql(view, [])}")
-            else:
-                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
-                conn.exec_driver_sql(f"CREATE VIEW {view} AS {union_sql(view, tables[_entity_of(view)])}")
-            fault_point("repoint_view")
-        at = now()
-        conn.execute(live_table.update().where(live_table.c.id == 1)
-                     .values(version=version, published_at=at, published_by=actor, reason=reason))
-        if current and current != version:
-            conn.execute(versions_table.update().where(versions_table.c.version == current)
-                         .values(status=VersionStatus.RETIRED.value))
-        conn.execute(versions_table.update().where(versions_table.c.version == version)
-                     .values(status=VersionStatus.LIVE.value, published_at=at,
-                             **({"actor": actor, "reason": reason} if action == "publish" else {})))
-        self._audit(conn, action, version, actor, env, reason, {"previous": current})
-        fault_point("publish")  # everything re-pointed, not yet committed
-
-    @staticmethod
-    def _has_view(conn: Connection, name: str) -> bool:
-        return conn.exec_driver_sql(f"SELECT to_regclass('{name}') IS NOT NULL").scalar()
-
     # -- reading the catalog ---------------------------------------------------------------
     def live_version(self) -> str | None:
         if not self.has_catalog:
@@ -543,96 +287,6 @@ class LiveStore:
         with self.engine.begin() as conn:
             self._version_row(conn, version)
             conn.execute(versions_table.update().where(versions_table.c.version == version).values(pinned=pinned))
-
-    # -- garbage collection ----------------------------------------------------------------
-    def drop_version(self, version: str, *, actor: str = "reval", env: str = "", reason: str = "gc") -> None:
-        """Drop a version from the catalog; audited as `gc_drop` in the same transaction."""
-        with self.engine.begin() as conn:
-            if self._live_version(conn) == version:
-                raise PublishError(f"refusing to drop the live version {version}")
-            if self.dialect == "postgresql":
-                for view in ("discrepancies", *ENTITIES):
-                    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {version_view(version, view)}")
-            conn.execute(version_files.delete().where(version_files.c.version == version))
-            conn.execute(versions_table.delete().where(versions_table.c.version == version))
-            self._audit(conn, "gc_drop", version, actor, env, reason, None)
-            fault_point("gc_drop")
-
-    def table_fingerprint(self, entity: str, ref: FileRef) -> tuple[int, ...]:
-        """What `fingerprint(table)` gives for the rows now in the table that `ref` was loaded into."""
-        schema = ENTITY_SPECS[entity].schema
-        sums = [f"COUNT({identifier(f.name)})" for f in schema]
-        sums += [f"COALESCE(SUM(LENGTH({identifier(f.name)})), 0)" for f in schema if pa.types.is_string(f.type)]
-        with self.reader.connect() as conn:
-            row = conn.exec_driver_sql(f"SELECT COUNT(*), {', '.join(sums)} FROM {file_table(ref)}").one()
-        return tuple(int(v) for v in row)
-
-    def loaded_tables(self) -> set[str]:
-        with self.reader.connect() as conn:
-            return set(conn.execute(sa.select(file_tables.c.table_name)).scalars())
-
-    def drop_tables(self, names: Iterable[str], *, actor: str = "reval", env: str = "", reason: str = "gc") -> int:
-        """Drop batch tables no version reads; audited (with how many) in the same transaction."""
-        names = list(names)
-        if not names:
-            return 0
-        with self.engine.begin() as conn:
-            for name in names:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {identifier(name)}")
-                conn.execute(file_tables.delete().where(file_tables.c.table_name == name))
-            self._audit(conn, "gc_tables", None, actor, env, reason, {"tables": len(names)})
-        return len(names)
-
-    def stray_version_views(self) -> list[str]:
-        """Per-version views no version owns: on SQLite every one (stores made before
-        `reval_version_files` kept them), on PostgreSQL those of versions gc has dropped. Never the
-        live version's (a store whose live version an older release published still reads them)."""
-        views = [v for v in sa.inspect(self.reader).get_view_names() if v.startswith("rv")]
-        with self.reader.connect() as conn:
-            keep = {self._live_version(conn)}
-            if self.dialect == "postgresql":
-                keep |= set(conn.execute(sa.select(versions_table.c.version)).scalars())
-        # a version's discrepancies view may read its connections view: drop it first
-        return sorted((v for v in views if v[1:24] not in keep), key=lambda v: (not v.endswith("_discrepancies"), v))
-
-    def version_query(self, version: str, view: str) -> str:
-        """The SELECT of one version's rows of a live view (what that view shows while it is live)."""
-        with self.reader.connect() as conn:
-            tables = self._version_tables(conn, version)
-        return union_sql(view, tables[_entity_of(view)])
-
-    def drop_views(self, names: Iterable[str]) -> None:
-        with self.engine.begin() as conn:
-            for name in names:
-                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {identifier(name)}")
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _live_version(self, conn: Connection) -> str | None:
-        return conn.execute(sa.select(live_table.c.version).where(live_table.c.id == 1)).scalar()
-
-    def _version_tables(self, conn: Connection, version: str) -> dict[str, list[str]]:
-        rows = conn.execute(sa.select(version_files.c.entity, version_files.c.table_name)
-                            .where(version_files.c.version == version)
-                            .order_by(version_files.c.entity, version_files.c.position))
-        tables: dict[str, list[str]] = {}
-        for entity, table in rows:
-            tables.setdefault(entity, []).append(table)
-        if set(tables) | set(LATER_ENTITIES) != set(ENTITIES):
-            raise PublishError(f"version {version} has no tables recorded for "
-                               f"{', '.join(sorted(set(ENTITIES) - set(tables)))}, so it cannot be made live (it was "
-                               "staged before reval_version_files existed); publish a fresh sync instead")
-        return {entity: tables.get(entity, []) for entity in ENTITIES}
-
-    def _version_row(self, conn: Connection, version: str) -> sa.Row:
-        row = conn.execute(sa.select(versions_table).where(versions_table.c.version == version)).first()
-        if row is None:
-            raise UnknownVersionError(version)
-        return row
-
-    def _audit(self, conn: Connection, action: str, version: str | None, actor: str, env: str, reason: str,
-               detail: dict | None) -> None:
-        conn.execute(audit_table.insert().values(at=now(), action=action, version=version, actor=actor, env=env,
-                                                 reason=reason, detail=json.dumps(detail or {}, default=str)))
 
 
 def fingerprint(table: pa.Table) -> tuple[int, ...]:
