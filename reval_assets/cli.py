@@ -408,6 +408,20 @@ def verify(runtime: Runtime, *, as_json: bool, version: str | None) -> dict:
     return report
 
 
+@main.command()
+@click.argument("version")
+@click.option("--reason", required=True, help="Why; recorded in the audit log.")
+@click.option("--unpin", is_flag=True, help="Let gc judge VERSION by --keep again.")
+@command(writes=True)
+def pin(runtime: Runtime, *, as_json: bool, version: str, reason: str, unpin: bool) -> dict:
+    """Keep VERSION through every gc (a known-good version to roll back to), or with --unpin stop keeping it."""
+    with runtime.live.writer_lock("pin"):
+        runtime.live.set_pinned(version, not unpin, actor=_actor(), env=runtime.settings.env.value, reason=reason)
+    if not as_json:
+        out.print(f"{version} {'unpinned: gc keeps it only by --keep' if unpin else 'pinned: gc keeps it'}")
+    return {"version": version, "pinned": not unpin}
+
+
 @main.command("sample-export")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--real", is_flag=True, help="Each input in a shape the original services send (envelopes, "

@@ -470,3 +470,15 @@ def test_sync_and_status_against_postgresql_publish_the_four_views(reval_env, pg
         assert catalog == "live"
     finally:
         engine.dispose()
+
+
+def test_pin_keeps_a_version_through_gc_and_unpin_lets_gc_drop_it(reval_env):
+    first = sync("--reason", "first")["version"]
+    for seed in ("8", "9"):
+        sync("--reason", f"seed {seed}", "--allow-drift", "another population", env={"REVAL_SEED": seed})
+    assert reval("pin", first, "--reason", "known good", "--json").data == {"version": first, "pinned": True}
+    assert first in reval("gc", "--keep", "0", "--json").data["retained"]
+    reval("pin", first, "--unpin", "--reason", "not needed", "--json")
+    assert first in reval("gc", "--keep", "0", "--json").data["versions_dropped"]
+    assert [a["action"] for a in audit(reval_env) if a["version"] == first][-2:] == ["unpin", "gc_drop"]
+    assert reval("pin", "v20200101_000000_abcdef", "--reason", "x", expect=2).code == 2

@@ -100,7 +100,7 @@ def test_rollback_refuses_a_version_whose_files_are_corrupt(runtime):
 def test_gc_keeps_everything_reachable_and_removes_the_rest(runtime):
     versions = [publish(runtime, SyntheticSource(doctors=1500, seed=s), thresholds=NEW_POPULATION) for s in (1, 2, 3)]
     blocked = stage(runtime, SyntheticSource(doctors=1500, seed=4, faults=["mapping_break"]))
-    runtime.live.set_pinned(versions[0], True)
+    runtime.live.set_pinned(versions[0], True, actor="tester", env="dev", reason="known good")
     files_before = set(runtime.snapshots.file_paths())
 
     dry = operations.gc(runtime, keep=1, dry_run=True, grace_seconds=0)

@@ -241,7 +241,7 @@ def test_kill_9_at_named_points_and_random_instants_leaves_live_whole_then_sync_
     # checks never ran, loaded tables no version uses) and keeps everything live, pinned or retained reaches.
     pinned = base
     with box.runtime() as rt:
-        rt.live.set_pinned(pinned, True)
+        rt.live.set_pinned(pinned, True, actor="reliability", env="dev", reason="kept")
         versions_before = {r["version"]: r["status"] for r in rt.live.versions()}
         tables_before = rt.live.loaded_tables()
     temp_before = len(list(box.snapshots.rglob(".tmp-*")))

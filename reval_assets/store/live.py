@@ -283,10 +283,12 @@ class LiveStore(PublishMixin, GarbageCollectMixin):
         with self.engine.begin() as conn:
             self._audit(conn, action, version, actor, env, reason, detail)
 
-    def set_pinned(self, version: str, pinned: bool) -> None:
+    def set_pinned(self, version: str, pinned: bool, *, actor: str, env: str, reason: str) -> None:
+        """Pin VERSION (gc keeps it, whatever its --keep) or unpin it; audited in the same transaction."""
         with self.engine.begin() as conn:
             self._version_row(conn, version)
             conn.execute(versions_table.update().where(versions_table.c.version == version).values(pinned=pinned))
+            self._audit(conn, "pin" if pinned else "unpin", version, actor, env, reason, None)
 
 
 def fingerprint(table: pa.Table) -> tuple[int, ...]:
