@@ -38,7 +38,6 @@ from reval_assets.settings import Settings, SettingsError
 from reval_assets.sources.base import SourceError
 from reval_assets.sources.export import write_export
 from reval_assets.sources.shapes import REAL_SHAPES
-from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.live import PublishError
 from reval_assets.store.snapshots import CorruptFileError, UnknownVersionError
 from reval_assets.store.writer_lock import StoreBusy
@@ -431,6 +430,8 @@ def pin(runtime: Runtime, *, as_json: bool, version: str, reason: str, unpin: bo
 @command(writes=False, gate=False)
 def sample_export(runtime: Runtime, *, as_json: bool, folder: Path, real: bool, shapes: tuple[str, ...]) -> dict:
     """Write the synthetic population (REVAL_DOCTORS, REVAL_SEED, REVAL_FAULTS) as the export files, in FOLDER."""
+    from reval_assets.sources.synthetic import SyntheticSource  # only here: a rollback never needs it
+
     chosen = dict(REAL_SHAPES) if real else {}
     for item in shapes:
         name, _, shape = item.partition("=")
