@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from reval_assets.domain.designated_bodies import DESIGNATED_BODY_PATTERN, PROD_CODES, STAGE_CODES
 from reval_assets.domain.enums import Environment
@@ -82,6 +83,10 @@ def _live_systems(environ: Mapping[str, str]) -> dict[str, str | float]:
     username, password = environ.get("REVAL_GMC_USERNAME", ""), environ.get("REVAL_GMC_PASSWORD", "")
     if url and not (username and password):
         raise SettingsError("REVAL_GMC_URL needs REVAL_GMC_USERNAME and REVAL_GMC_PASSWORD (the GMC web service login)")
+    parts = urlsplit(url)
+    if url and parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SettingsError("REVAL_GMC_URL must be https:// (the GMC password would cross the network in clear); "
+                            "plain http is only for a server on this machine")
     try:
         timeout = float(environ.get("REVAL_GMC_TIMEOUT", "30"))
     except ValueError:

@@ -110,3 +110,9 @@ def test_the_tcs_database_unreachable_fails_naming_it_and_live_is_unchanged(reva
     assert "TCS database at 127.0.0.1:1 is unreachable" in ran.data["error"]
     assert "pw-tcs-9" not in ran.stdout + ran.stderr
     assert status()["live_version"] == live
+
+
+def test_a_gmc_url_over_plain_http_to_another_machine_is_refused(reval_env: Path) -> None:
+    env = {"REVAL_GMC_URL": "http://gmc.example.org/GMCWebServices/DesignatedBodiesService.asmx", **LOGIN}
+    ran = reval("status", "--json", env=env, expect=1)
+    assert "REVAL_GMC_URL must be https://" in ran.data["error"] and PASSWORD not in ran.stdout + ran.stderr
