@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.runtime import Runtime
-from reval_assets.pipeline.steps import build_batch, land, land_batch, stage_candidate
+from reval_assets.pipeline.steps import build_batch, land, land_batch, live_manifest, stage_candidate
 from reval_assets.quality.checks import Thresholds
 from reval_assets.sources.base import Source
 
@@ -18,9 +18,10 @@ def stage(runtime: Runtime, source: Source | None = None, *, batches: list[int] 
     """Land, build and stage a candidate; check it; return its version id (not published)."""
     store = runtime.snapshots
     landing = land(source or runtime.source(), store, runtime.settings.batches)
+    live = live_manifest(runtime)  # as the entities asset: doctors the GMC records lack are carried from live
     for b in batches if batches is not None else range(runtime.settings.batches):
         land_batch(store, landing, b)
-        build_batch(store, b)
+        build_batch(store, b, live=live)
     candidate = stage_candidate(runtime, actor="tester", reason=reason, run_id=None, fresh_batches=batches)
     operations.check_candidate(runtime, candidate.manifest, thresholds)
     return candidate.manifest.version

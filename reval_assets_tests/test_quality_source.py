@@ -85,13 +85,16 @@ def test_unmatched_counts_recommendations_and_current_connections_only() -> None
         "request_type": ["ADD", "ADD", "ADD", "REMOVE", "ADD"],
         "response_code": ["0", "0", "0", "0", "90"],  # 4000004's ADD was refused by GMC
     })
-    assert evidence.unmatched("connection_logs", logs, doctors) == {"records": 1, "examples": ["2000002"]}
+    assert evidence.unmatched("connection_logs", logs, doctors) == {"records": 1, "examples": ["2000002"],
+                                                                  "numbers": {"2000002": 1}}
     recs = pa.table({"gmc_reference_number": ["1000001", "3000003"]})
-    assert evidence.unmatched("recommendation_records", recs, doctors) == {"records": 1, "examples": ["3000003"]}
+    assert evidence.unmatched("recommendation_records", recs, doctors) == {"records": 1, "examples": ["3000003"],
+                                                                        "numbers": {"3000003": 1}}
 
 
 def test_quarantine_reasons_count_records_per_field_and_problem() -> None:
     quarantine = pa.table({"input": ["x"] * 3, "origin": ["f"] * 3, "record": pa.array([1, 2, 2], pa.int64()),
+                           "gmc_reference_number": ["1000001", "1000002", "1000002"],
                            "field": ["a", "a", "b"], "value": ["v1", "v2", "v3"],
                            "code": ["malformed", "malformed", "unknown_value"], "problem": ["p", "p", "q"],
                            "allowed": [None, None, ["Yes", "No"]], "record_json": ["{}"] * 3},

@@ -15,7 +15,7 @@ from reval_assets.assets.common import (
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
 from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.room import require_room
-from reval_assets.pipeline.steps import build_batch, land, land_batch
+from reval_assets.pipeline.steps import build_batch, land, land_batch, live_manifest
 from reval_assets.resources import RevalResource
 
 _RAW_TEXT = {
@@ -88,7 +88,9 @@ def entities(context: dg.AssetExecutionContext, reval: RevalResource):
     runtime = reval.runtime()
     group = run_group(context.run, context.instance)
     with writing(runtime, "build batches"):
-        builds = map_in_threads(lambda b: build_batch(runtime.snapshots, b, run_group=group), batches_of(context))
+        live = live_manifest(runtime)  # the doctors a batch's GMC records lack are carried forward from it
+        builds = map_in_threads(lambda b: build_batch(runtime.snapshots, b, run_group=group, live=live),
+                                batches_of(context))
     for entity in ENTITIES:
         files = [build.refs[entity] for build in builds]
         reused = sum(build.reused[entity] for build in builds)
@@ -99,9 +101,16 @@ def entities(context: dg.AssetExecutionContext, reval: RevalResource):
                 "dagster/column_schema": column_schema(ENTITY_SPECS[entity].schema),
                 "batches_written": len(files) - reused,
                 "batches_reused": reused,
+                **(_carried_metadata(builds) if entity == "doctors" else {}),
                 **_file_metadata(runtime.snapshots.root, files),
             },
         )
+
+
+def _carried_metadata(builds: list) -> dict[str, int]:
+    """The doctors kept from live that this sync's GMC records lacked (`transforms.build.carry_forward`)."""
+    return {"carried_disconnected": sum(b.carried.get("disconnected", 0) for b in builds),
+            "carried_gmc_record_quarantined": sum(b.carried.get("unreadable", 0) for b in builds)}
 
 
 def _file_metadata(root, files) -> dict:  # type: ignore[no-untyped-def]

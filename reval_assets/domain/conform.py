@@ -281,7 +281,8 @@ def conform(spec: RawSpec, wire: pa.Table, origin: str) -> Conformed:
     for problem in problems:
         bad |= problem.mask
     clean = table.filter(pa.array(~bad)).cast(spec.schema)
-    return Conformed(clean, _quarantine(spec, wire, records, problems, origin), derived_keys=derived)
+    quarantine = _quarantine(spec, wire, records, typed[GMC], problems, origin)
+    return Conformed(clean, quarantine, derived_keys=derived)
 
 
 def _relaxed(spec: RawSpec) -> pa.Schema:
@@ -296,6 +297,7 @@ def _quarantine(
     spec: RawSpec,
     wire: pa.Table,
     records: pa.Array,
+    numbers: pa.Array,
     problems: list[_Problem],
     origin: str,
 ) -> pa.Table:
@@ -306,13 +308,14 @@ def _quarantine(
     parts = []
     for problem in problems:
         if problem[0].any():
-            parts.append(_quarantine_rows(spec, wire, wire_columns, records, problem, origin, written))
+            parts.append(_quarantine_rows(spec, wire, wire_columns, (records, numbers), problem, origin, written))
             written |= problem[0]
     return pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
 
 
-def _quarantine_rows(spec: RawSpec, wire: pa.Table, wire_columns: list[str], records: pa.Array,
+def _quarantine_rows(spec: RawSpec, wire: pa.Table, wire_columns: list[str], identity: tuple[pa.Array, pa.Array],
                      problem: _Problem, origin: str, written: np.ndarray) -> pa.Table:
+    """The quarantine rows of one problem; `identity` is each record's position and GMC number (null if none)."""
     mask, column, code, text = problem
     at = np.flatnonzero(mask)
     positions = pa.array(at)
@@ -327,7 +330,8 @@ def _quarantine_rows(spec: RawSpec, wire: pa.Table, wire_columns: list[str], rec
     return pa.table({
         "input": pa.repeat(pa.scalar(spec.name), n),
         "origin": pa.repeat(pa.scalar(origin), n),
-        "record": pc.cast(records.take(positions), pa.int64()),
+        "record": pc.cast(identity[0].take(positions), pa.int64()),
+        "gmc_reference_number": identity[1].take(positions),
         "field": pa.repeat(pa.scalar(column.wire), n),
         "value": value,
         "code": pa.repeat(pa.scalar(code.value), n),

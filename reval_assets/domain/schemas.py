@@ -332,6 +332,8 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("input", pa.string()),  # raw entity name
         pa.field("origin", pa.string()),  # file path or "synthetic"
         pa.field("record", pa.int64()),  # position of the record in its input
+        # the record's GMC number where it reads as one: the build keeps that doctor's last good row
+        pa.field("gmc_reference_number", pa.string()),
         pa.field("field", pa.string()),  # wire name of the offending field
         pa.field("value", pa.string()),
         pa.field("code", pa.string()),  # an `enums.QuarantineReason`, which the checks count by

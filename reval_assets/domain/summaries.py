@@ -56,17 +56,32 @@ def _legacy_code(problem: str) -> QuarantineReason:
 
 @dataclass(frozen=True)
 class Unmatched:
-    """Records that point at a doctor in neither the GMC nor the TIS export."""
+    """Records that point at a doctor in neither the GMC nor the TIS export.
+
+    `numbers` counts them per GMC number (up to `UNMATCHED_NUMBERS_KEPT` numbers), so a check can leave out the
+    doctors the store already knows: one the GMC no longer returns is carried forward from live."""
 
     records: int = 0
     examples: tuple[str, ...] = ()
+    numbers: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"records": self.records, "examples": list(self.examples)}
+        body: dict = {"records": self.records, "examples": list(self.examples)}
+        if self.numbers:
+            body["numbers"] = dict(self.numbers)
+        return body
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Unmatched:
-        return cls(records=int(data.get("records", 0)), examples=tuple(data.get("examples", ())))
+        return cls(records=int(data.get("records", 0)), examples=tuple(data.get("examples", ())),
+                   numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()})
+
+    def beyond(self, known: set[str]) -> int:
+        """The records whose doctor is not among `known` (those past the kept numbers count as unknown)."""
+        return self.records - sum(n for number, n in self.numbers.items() if number in known)
+
+
+UNMATCHED_NUMBERS_KEPT = 2_000  # more is a broken export, which blocks whatever the store knows
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from reval_assets.domain.batching import split_by_batch
+from reval_assets.domain.batching import batch_of, split_by_batch
 from reval_assets.domain.conform import conform, rows_of_batches
 from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
+from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.summaries import InputSummary, LandingSummary
 from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
@@ -26,6 +28,7 @@ from reval_assets.store.faults import fault_point
 from reval_assets.store.live import LoadReport
 from reval_assets.store.snapshots import FileRef, Manifest, SnapshotStore
 from reval_assets.transforms import build_entities
+from reval_assets.transforms.build import Carried, carry_forward
 
 RAW_GROUP = "raw"
 ENTITY_GROUP = "entities"
@@ -176,11 +179,14 @@ class BatchBuild:
     batch: int
     refs: dict[str, FileRef]
     reused: dict[str, bool]
+    carried: dict[str, int] = field(default_factory=dict)  # doctors kept from live: disconnected, unreadable
 
 
-def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None) -> BatchBuild:
+def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None,
+                live: Manifest | None = None) -> BatchBuild:
     """Build the entities of one batch from its current raw inputs; write them as files.
 
+    Doctors of the `live` version that this batch's GMC records lack are carried forward (`carry_forward`).
     The batch's head records `run_group`, the sync (a Dagster backfill, say) that built it: see `batches_built_by`.
     """
     body = store.head_body(RAW_GROUP, batch)
@@ -188,14 +194,39 @@ def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None) 
         raise MissingBatchError(f"batch {batch} has no raw inputs yet; materialise the raw assets for partition "
                                 f"{batch} first")
     raw = {name: store.read_table(FileRef.from_dict(ref)) for name, ref in body["refs"].items()}
-    tables = build_entities(raw)
+    carried = _carried(store, raw["gmc_doctors"], live, batch, body.get("landing"))
+    tables = build_entities(raw, carried)
     refs: dict[str, FileRef] = {}
     reused: dict[str, bool] = {}
     for entity in ENTITIES:
         refs[entity], reused[entity] = store.put_table(entity, batch, tables[entity], keep=True)
+    counts = {"disconnected": carried.disconnected, "unreadable": carried.unreadable}
     store.set_head(ENTITY_GROUP, batch, refs, landing=body.get("landing"), source=body.get("source"),
-                   exported_at=body.get("exported_at"), run_group=run_group)
-    return BatchBuild(batch=batch, refs=refs, reused=reused)
+                   exported_at=body.get("exported_at"), run_group=run_group, carried=counts)
+    return BatchBuild(batch=batch, refs=refs, reused=reused, carried=counts)
+
+
+def _carried(store: SnapshotStore, gmc: pa.Table, live: Manifest | None, batch: int,
+             landing: str | None) -> Carried:
+    """This batch's GMC records with the live version's doctors they lack carried forward."""
+    if live is None:
+        return Carried(gmc)
+    doctors = store.read_table(live.files["doctors"][batch])
+    return carry_forward(gmc, doctors, _quarantined_doctors(store, landing, live.batches, batch))
+
+
+def _quarantined_doctors(store: SnapshotStore, landing: str | None, batches: int, batch: int) -> pa.Array:
+    """The GMC numbers of this batch whose GMC record the landing quarantined (a landing from before the
+    quarantine kept them names none)."""
+    body = store.landing(landing) if landing else None
+    if body is None:
+        return pa.array([], pa.string())
+    quarantine = store.read_table(FileRef.from_dict(body["quarantine"]))
+    if GMC not in quarantine.column_names:
+        return pa.array([], pa.string())
+    rows = quarantine.filter(pc.and_(pc.equal(quarantine["input"], "gmc_doctors"), pc.is_valid(quarantine[GMC])))
+    numbers = pc.unique(rows[GMC].combine_chunks())
+    return numbers.filter(pa.array(batch_of(numbers, batches) == batch))
 
 
 def batches_built_by(store: SnapshotStore, batches: int, run_group: str) -> list[int]:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from reval_assets.domain.enums import QuarantineReason
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.schemas import RAW_SPECS
-from reval_assets.domain.summaries import ReasonCount
+from reval_assets.domain.summaries import UNMATCHED_NUMBERS_KEPT, ReasonCount
 from reval_assets.quality.text import cut
 
 EXAMPLES = 3  # example values kept per reason
@@ -63,7 +63,9 @@ def unmatched(name: str, table: pa.Table, doctors: pa.Array) -> dict:
         table = current_connections(table)
     orphan = pc.invert(pc.is_in(table[GMC], value_set=doctors))
     numbers = table[GMC].filter(orphan)
-    return {"records": len(numbers), "examples": pc.unique(numbers).to_pylist()[:EXAMPLES]}
+    per_number = pc.value_counts(numbers).to_pylist()[:UNMATCHED_NUMBERS_KEPT]
+    return {"records": len(numbers), "examples": pc.unique(numbers).to_pylist()[:EXAMPLES],
+            "numbers": {item["values"]: item["counts"] for item in per_number}}
 
 
 def current_connections(logs: pa.Table) -> pa.Table:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from reval_assets.domain.designated_bodies import PROD_CODES
 from reval_assets.domain.enums import QuarantineReason
 from reval_assets.domain.schemas import GMC_NUMBER, RAW_SPECS
-from reval_assets.domain.summaries import InputSummary, LandingSummary, ReasonCount
+from reval_assets.domain.summaries import InputSummary, LandingSummary, ReasonCount, Unmatched
 from reval_assets.quality.text import batch_list, listed
 from reval_assets.quality.thresholds import Thresholds
 from reval_assets.store.snapshots import LazyTable
@@ -62,6 +62,7 @@ class InputReport:
     reasons: tuple[ReasonCount, ...] = ()
     unmatched: int = 0  # records whose GMC number is no doctor's in the export
     unmatched_examples: tuple[str, ...] = ()
+    unmatched_of: Unmatched | None = None  # the same, per GMC number
     # A partial re-sync lands only some batches: the counts are then of their records (and of any
     # record in no batch). Empty: of the whole export.
     batches: tuple[int, ...] = ()
@@ -98,6 +99,7 @@ class InputReport:
             reasons=summary.reasons,
             unmatched=unmatched.records if unmatched else 0,
             unmatched_examples=unmatched.examples if unmatched else (),
+            unmatched_of=unmatched,
             batches=summary.landed_batches,
         )
 

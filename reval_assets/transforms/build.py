@@ -7,6 +7,7 @@ a batch). Joins and aggregates are Arrow kernels: no per-row Python.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +38,52 @@ def _latest_recommendation(records: pa.Table) -> pa.Table:
     )
     return latest.select([GMC, "recommendation_status_last", "gmc_outcome_last"]).rename_columns(
         [GMC, "tis_status", "gmc_status"])
+
+
+# A live doctor with any of these has a GMC history (a doctor known only to TIS has none of them).
+GMC_HISTORY: tuple[str, ...] = ("submission_date", "date_added", "under_notice", "sanction", "last_updated")
+
+
+@dataclass(frozen=True)
+class Carried:
+    """This sync's GMC records, with the live doctors it lacks carried forward (`carry_forward`)."""
+
+    gmc: pa.Table
+    disconnected: int = 0  # no longer returned by the GMC: kept with their history, disconnected
+    unreadable: int = 0  # their GMC record was quarantined this time: kept as they were
+
+
+def carry_forward(gmc: pa.Table, live_doctors: pa.Table | None, quarantined: pa.Array | None = None) -> Carried:
+    """Keep every doctor the live version has a GMC history of and this sync's GMC records lack, as the original
+    keeps them in its own store. A doctor whose GMC record was quarantined this time (`quarantined` GMC numbers)
+    keeps their last good GMC row as it was; a doctor the GMC no longer returns keeps it disconnected:
+    `exists_in_gmc` false, no designated body."""
+    if live_doctors is None or live_doctors.num_rows == 0:
+        return Carried(gmc)
+    history = pc.fill_null(live_doctors["exists_in_gmc"], False)
+    for column in GMC_HISTORY:
+        history = pc.or_(history, pc.is_valid(live_doctors[column]))
+    known = live_doctors.filter(history)
+    absent = known.filter(pc.invert(pc.is_in(known[GMC], value_set=gmc[GMC].combine_chunks())))
+    if absent.num_rows == 0:
+        return Carried(gmc)
+    unreadable = pc.is_in(absent[GMC], value_set=quarantined if quarantined is not None else pa.array([], pa.string()))
+    rows = pa.table({
+        GMC: absent[GMC],
+        "doctor_first_name": absent["doctor_first_name"],
+        "doctor_last_name": absent["doctor_last_name"],
+        "submission_date": absent["submission_date"],
+        "date_added": absent["date_added"],
+        "under_notice": absent["under_notice"],
+        "sanction": absent["sanction"],
+        "doctor_status": pa.nulls(absent.num_rows, pa.string()),  # from their recommendations again
+        DB: pc.if_else(unreadable, absent[DB], pa.scalar(None, pa.string())),
+        "gmc_last_updated": absent["last_updated"],
+        "exists_in_gmc": pc.and_(unreadable, absent["exists_in_gmc"]),
+    })
+    kept = int(pc.sum(unreadable).as_py() or 0)
+    carried = pa.concat_tables([gmc, rows.select(gmc.schema.names).cast(gmc.schema)])
+    return Carried(carried, disconnected=absent.num_rows - kept, unreadable=kept)
 
 
 def build_doctors(gmc: pa.Table, tis: pa.Table, records: pa.Table) -> pa.Table:
@@ -123,9 +170,11 @@ def build_hidden_discrepancies(hidden: pa.Table) -> pa.Table:
         HIDDEN.schema)
 
 
-def build_entities(raw: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
-    """Every entity of one batch from its conformed raw inputs (keyed by raw input name)."""
-    doctors = build_doctors(raw["gmc_doctors"], raw["tis_trainees"], raw["recommendation_records"])
+def build_entities(raw: Mapping[str, pa.Table], carried: Carried | None = None) -> dict[str, pa.Table]:
+    """Every entity of one batch from its conformed raw inputs (keyed by raw input name), with the GMC records
+    `carried` forward from live where given (`carry_forward`)."""
+    gmc = raw["gmc_doctors"] if carried is None else carried.gmc
+    doctors = build_doctors(gmc, raw["tis_trainees"], raw["recommendation_records"])
     return {
         "doctors": doctors,
         "connections": build_connections(doctors, raw["connection_logs"]),

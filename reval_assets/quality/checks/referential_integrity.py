@@ -11,7 +11,7 @@ from reval_assets.domain.schemas import DESIGNATED_BODY as DB
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.schemas import TIS_DESIGNATED_BODY as TIS_DB
 from reval_assets.quality.measure import count, outside
-from reval_assets.quality.model import CandidateData, CheckResult
+from reval_assets.quality.model import CandidateData, CheckResult, InputReport
 from reval_assets.quality.text import examples
 from reval_assets.quality.thresholds import Thresholds
 from reval_assets.transforms.build import is_discrepancy
@@ -23,6 +23,18 @@ BODY_COLUMNS: dict[str, tuple[str, ...]] = {
     "connections": (DB, TIS_DB),
     "recommendations": (DB,),
 }
+
+
+def _strays(report: InputReport, doctors: pa.Array) -> tuple[int, list[str]]:
+    """How many of the input's records point at a doctor the source did not send, leaving out the doctors this
+    version keeps from live (`transforms.build.carry_forward`); and a few of their GMC numbers."""
+    of = report.unmatched_of
+    if of is None or not of.numbers:
+        return report.unmatched, list(report.unmatched_examples)
+    numbers = pa.array(list(of.numbers), pa.string())
+    unknown = numbers.filter(pc.invert(pc.is_in(numbers, value_set=doctors))).to_pylist()
+    known = set(of.numbers) - set(unknown)
+    return of.beyond(known), sorted(unknown)[:3]
 
 
 def check_referential_integrity(data: CandidateData, thresholds: Thresholds) -> CheckResult:
@@ -37,14 +49,16 @@ def check_referential_integrity(data: CandidateData, thresholds: Thresholds) -> 
         if len(missing):
             problems.append(f"{len(missing)} {entity} rows belong to no doctor in this version"
                             f"{examples(pc.unique(missing).to_pylist()[:3])}")
-    unmatched = {name: sum(r.unmatched for r in data.inputs(name)) for name in ("connection_logs", RECOMMENDATIONS)}
+    strays = [(report, *_strays(report, doctors)) for report in data.inputs()]
+    unmatched = {name: sum(n for report, n, _ in strays if report.input == name)
+                 for name in ("connection_logs", RECOMMENDATIONS)}
     if sum(unmatched.values()) > thresholds.max_unmatched_records:
-        for report in data.inputs():
-            if report.unmatched:
+        for report, records, numbers in strays:
+            if records:
                 what = ("current connection(s) (latest request an ADD)" if report.input == "connection_logs"
                         else "record(s)")
-                problems.append(f"{report.file}: {report.unmatched} {what} point at a doctor who is in neither "
-                                f"the GMC nor the TIS export{examples(report.unmatched_examples)}")
+                problems.append(f"{report.file}: {records} {what} point at a doctor who is in neither "
+                                f"the GMC nor the TIS export, nor kept from live{examples(numbers)}")
     known = pa.array(data.designated_bodies, pa.string())
     unknown_bodies = 0
     for entity, columns in BODY_COLUMNS.items():
