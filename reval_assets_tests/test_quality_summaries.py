@@ -46,25 +46,17 @@ def test_evidence_counts_reasons_by_code_and_they_read_back_typed() -> None:
     assert [reason.to_dict()] == reasons
 
 
-def test_a_reason_recorded_before_codes_gets_its_code_and_allowed_values_from_its_problem() -> None:
-    old = {"field": "outcome", "problem": "unknown value; expected one of Approved, Rejected, Under Review",
-           "records": 1, "examples": ["Pending GMC"]}
-    reason = ReasonCount.from_dict(old)
-    assert reason.code is QuarantineReason.UNKNOWN_VALUE and reason.allowed == ("Approved", "Rejected", "Under Review")
-    assert ReasonCount.from_dict({**old, "problem": "duplicate key"}).code is QuarantineReason.DUPLICATE_KEY
-    assert ReasonCount.from_dict({**old, "problem": "missing required field"}).code is QuarantineReason.MISSING
-    assert ReasonCount.from_dict({**old, "problem": "malformed date (expected yyyy-mm-dd)"}).code == "malformed"
-
-
-OLD_LANDINGS = {  # as manifests kept them before the summaries were typed
+OLD_LANDINGS = {  # as a manifest keeps them: keys a summary has since gained (read_as, numbers) are absent
     "abc": {"source": "files: /x", "landed_at": "2023-12-11T10:00:00+00:00", "batches": [0, 1],
             "exported_at": "2023-12-11T09:00:00+00:00", "inputs": {
                 "recommendation_records": {
                     "records": 100, "kept": 98, "quarantined": 2, "origin": "/x/recommendations.json",
                     "problems": [], "export_records": 100, "unmatched": {"records": 0, "examples": []},
-                    "reasons": [{"field": "outcome", "problem": "unknown value; expected one of Approved, Rejected",
+                    "reasons": [{"field": "outcome", "code": "unknown_value", "allowed": ["Approved", "Rejected"],
+                                 "problem": "unknown value; expected one of Approved, Rejected",
                                  "records": 1, "examples": ["Pending GMC"]},
-                                {"field": "id", "problem": "duplicate key", "records": 1, "examples": ["r1"]}]},
+                                {"field": "id", "code": "duplicate_key", "allowed": [], "problem": "duplicate key",
+                                 "records": 1, "examples": ["r1"]}]},
                 "gmc_doctors": {"records": 10, "kept": 10, "quarantined": 0}}},
     "gone": {"source": "unknown", "inputs": {}, "missing": True, "batches": [2], "exported_at": None},
 }

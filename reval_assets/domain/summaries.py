@@ -12,16 +12,6 @@ from dataclasses import dataclass, field
 
 from reval_assets.domain.enums import QuarantineReason
 
-# How `conform` worded each reason before quarantine rows carried a code (first match wins).
-_LEGACY_PROBLEMS: tuple[tuple[str, QuarantineReason], ...] = (
-    ("unknown value", QuarantineReason.UNKNOWN_VALUE),
-    ("duplicate key", QuarantineReason.DUPLICATE_KEY),
-    ("missing required field", QuarantineReason.MISSING),
-    ("malformed text: control character", QuarantineReason.CONTROL_CHARACTER),
-    ("malformed text: over", QuarantineReason.TOO_LONG),
-)
-_LEGACY_ALLOWED = "expected one of "
-
 
 @dataclass(frozen=True)
 class ReasonCount:
@@ -40,18 +30,9 @@ class ReasonCount:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ReasonCount:
-        problem = str(data["problem"])
-        code = QuarantineReason(data["code"]) if data.get("code") else _legacy_code(problem)
-        allowed = data.get("allowed")
-        if allowed is None and code is QuarantineReason.UNKNOWN_VALUE:
-            allowed = problem.partition(_LEGACY_ALLOWED)[2].split(", ")
-        return cls(field=str(data["field"]), code=code, problem=problem, records=int(data["records"]),
-                   examples=tuple(data.get("examples", ())), allowed=tuple(allowed or ()))
-
-
-def _legacy_code(problem: str) -> QuarantineReason:
-    """The code of a reason recorded before codes were (its prose is all an old manifest or landing holds)."""
-    return next((code for start, code in _LEGACY_PROBLEMS if problem.startswith(start)), QuarantineReason.MALFORMED)
+        return cls(field=str(data["field"]), code=QuarantineReason(data["code"]), problem=str(data["problem"]),
+                   records=int(data["records"]), examples=tuple(data.get("examples", ())),
+                   allowed=tuple(data.get("allowed") or ()))
 
 
 @dataclass(frozen=True)

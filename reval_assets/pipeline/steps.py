@@ -79,10 +79,9 @@ class Landing:
         )
 
 
-def _batch_refs(refs: list | dict) -> dict[int, FileRef]:
-    """Batch -> file, from a body's `{"3": ref}` (or a list by batch, as full landings were first kept)."""
-    pairs = enumerate(refs) if isinstance(refs, list) else ((int(b), ref) for b, ref in refs.items())
-    return {b: FileRef.from_dict(ref) for b, ref in pairs}
+def _batch_refs(refs: dict) -> dict[int, FileRef]:
+    """Batch -> file, from a body's `{"3": ref}`."""
+    return {int(b): FileRef.from_dict(ref) for b, ref in refs.items()}
 
 
 def land(source: Source, store: SnapshotStore, batches: int, only: Iterable[int] | None = None) -> Landing:
