@@ -274,12 +274,13 @@ def test_prod_refuses_sync_and_rollback_without_the_typed_confirmation(reval_env
 # --- diff, partial syncs, rollback -----------------------------------------------------------
 
 
-def batches_touched_by(fault: str, doctors: int = 1500, batches: int = 16) -> list[int]:
-    """The batches whose doctors a synthetic fault edits (same seed as `reval_env`)."""
-    clean = SyntheticSource(doctors=doctors, seed=7).extract()["gmc_doctors"].table.to_pylist()
-    faulty = SyntheticSource(doctors=doctors, seed=7, faults=(fault,)).extract()["gmc_doctors"].table.to_pylist()
-    assert len(clean) == len(faulty)
-    touched = [a["gmcReferenceNumber"] for a, b in zip(clean, faulty, strict=True) if a != b]
+def batches_touched_by(fault: str, doctors: int = 1500, batches: int = 16, name: str = "gmc_doctors") -> list[int]:
+    """The batches whose doctors a synthetic fault edits in input `name` (same seed as `reval_env`): records it
+    changed (their number as it was) and records it added."""
+    clean = SyntheticSource(doctors=doctors, seed=7).extract()[name].table.to_pylist()
+    faulty = SyntheticSource(doctors=doctors, seed=7, faults=(fault,)).extract()[name].table.to_pylist()
+    touched = [a["gmcReferenceNumber"] for a, b in zip(clean, faulty[:len(clean)], strict=True) if a != b]
+    touched += [b["gmcReferenceNumber"] for b in faulty[len(clean):]]
     return sorted({int(b) for b in batch_of(pa.array(touched, pa.string()), batches)})
 
 
@@ -295,13 +296,14 @@ def test_diff_partial_batches_and_rollback(reval_env, monkeypatch):
                     "entities": {e: {"added": 0, "removed": 0, "changed": 0} for e in ENTITIES}}
     assert manifest(again["version"]).files == manifest(first["version"]).files
 
-    # Re-sync two batches whose doctors now have malformed GMC dates: a new version that shares
-    # the other 14 batches' files with the version before it, and whose diff counts changed rows.
-    touched = batches_touched_by("malformed_dates", doctors=4000)
+    # Re-sync two batches whose doctors' TIS records now have free-text GMC numbers (quarantined): a new
+    # version that shares the other 14 batches' files with the version before it, and whose diff counts
+    # changed rows. (A bad GMC record would change nothing: its doctor keeps their last good row.)
+    touched = batches_touched_by("tis_free_text_gmc", doctors=4000, name="tis_trainees")
     chosen = touched[:2]
-    assert chosen, "the malformed_dates fault touched no doctor"
+    assert chosen, "the tis_free_text_gmc fault touched no doctor"
     partial = sync("--batches", ",".join(map(str, chosen)), "--reason", "two batches",
-                   env={"REVAL_FAULTS": "malformed_dates"})
+                   env={"REVAL_FAULTS": "tis_free_text_gmc"})
     assert partial["published"] is True and status()["live_version"] == partial["version"]
     before, after = manifest(again["version"]), manifest(partial["version"])
     assert after.parent == again["version"]
@@ -325,7 +327,8 @@ def test_diff_partial_batches_and_rollback(reval_env, monkeypatch):
     assert differ == expected_diff(first["version"], other["version"])
     for entity in ENTITIES:
         c = differ[entity]
-        assert c["added"] > 0 and c["removed"] > 0
+        # the first population's doctors are kept, disconnected (carried forward from live): changed, not removed
+        assert c["added"] > 0 and (c["changed"] if entity in ("doctors", "connections") else c["removed"]) > 0
         assert c["added"] - c["removed"] == other["rows"][entity] - first["rows"][entity]
     table = reval("diff", first["version"], other["version"])
     assert all(entity in table.stdout for entity in ENTITIES)
@@ -368,7 +371,7 @@ def _snapshot_files(root: Path) -> set[Path]:
 
 
 def test_gc_drops_old_versions_keeps_live_and_verify_catches_a_flipped_byte(reval_env):
-    made = [sync(env=env)["version"] for env in ({}, {"REVAL_FAULTS": "malformed_dates"}, {})]
+    made = [sync(env=env)["version"] for env in ({}, {"REVAL_FAULTS": "tis_free_text_gmc"}, {})]
     oldest, middle, live = made
     root = snapshot_root()
     kept = {root / ref.path for ref in manifest(live).all_files()}
