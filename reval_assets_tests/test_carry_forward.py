@@ -31,7 +31,8 @@ from reval_assets_tests.quality_tables import clean_export, data
 def _live_doctor(number: str, *, body: str | None, exists: bool, added: date | None) -> dict:
     return {"gmc_reference_number": number, "doctor_first_name": "Ada", "doctor_last_name": "Byron",
             "submission_date": added, "date_added": added, "under_notice": "No" if added else None,
-            "sanction": None, "designated_body_code": body, "exists_in_gmc": exists, "last_updated": None}
+            "sanction": None, "designated_body_code": body, "exists_in_gmc": exists, "last_updated": None,
+            "tis_status": "NOT_STARTED"}
 
 
 def _gmc(*numbers: str) -> pa.Table:
@@ -51,6 +52,7 @@ def test_a_doctor_the_gmc_no_longer_returns_is_kept_disconnected_with_their_hist
     assert set(rows) == {"1000001", "1000002"}
     assert rows["1000002"]["exists_in_gmc"] is False and rows["1000002"]["designated_body_code"] is None
     assert rows["1000002"]["date_added"] == date(2019, 5, 6) and rows["1000002"]["doctor_last_name"] == "Byron"
+    assert rows["1000002"]["doctor_status"] == "NOT_STARTED"  # kept, not worked out again from recommendations
 
 
 def test_a_doctor_whose_gmc_record_was_quarantined_keeps_their_last_good_row_as_it_was() -> None:
@@ -112,7 +114,8 @@ def test_a_doctor_who_left_both_systems_keeps_their_history_and_recommendations(
     after = {r["gmc_reference_number"]: r for r in runtime.live.read_view("doctors").to_pylist()}
     assert set(after) == set(before)
     assert not after[gone]["exists_in_gmc"] and after[gone]["designated_body_code"] is None  # 0 on SQLite
-    assert after[gone]["date_added"] == before[gone]["date_added"]
+    assert (after[gone]["date_added"], after[gone]["tis_status"]) == (before[gone]["date_added"],
+                                                                      before[gone]["tis_status"])
     assert after[unreadable] == before[unreadable]
     connections = runtime.live.read_view("connections").to_pylist()
     status = {r["gmc_reference_number"]: r["connection_status"] for r in connections}

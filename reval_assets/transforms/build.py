@@ -76,7 +76,7 @@ def carry_forward(gmc: pa.Table, live_doctors: pa.Table | None, quarantined: pa.
         "date_added": absent["date_added"],
         "under_notice": absent["under_notice"],
         "sanction": absent["sanction"],
-        "doctor_status": pa.nulls(absent.num_rows, pa.string()),  # from their recommendations again
+        "doctor_status": absent["tis_status"],  # as the original's stored document keeps its doctorStatus
         DB: pc.if_else(unreadable, absent[DB], pa.scalar(None, pa.string())),
         "gmc_last_updated": absent["last_updated"],
         "exists_in_gmc": pc.and_(unreadable, absent["exists_in_gmc"]),
