@@ -2,64 +2,36 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 PG_ADMIN_URL = os.environ.get("REVAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
-GIB = 1024**3
-MIB = 1024**2
-
-PACKAGES = (
-    "reval_assets",
-    "dagster",
-    "pyarrow",
-    "numpy",
-    "SQLAlchemy",
-    "psycopg",
-    "adbc-driver-manager",
-    "adbc-driver-sqlite",
-    "adbc-driver-postgresql",
-    "dlt",
-    "deltalake",
-    "pyiceberg",
-    "psutil",
-    "pyinstrument",
-)
-
-
+GIB, MIB = 1024**3, 1024**2
+PACKAGES = ("reval_assets", "dagster", "pyarrow", "numpy", "SQLAlchemy", "psycopg", "adbc-driver-manager",
+            "adbc-driver-sqlite", "adbc-driver-postgresql", "dlt", "deltalake", "pyiceberg", "psutil", "pyinstrument")
 # The core stages the benchmark times separately, in pipeline order.
-STAGES = (
-    "source",
-    "transforms",
-    "snapshot_write",
-    "snapshot_read",
-    "staging_load",
-    "index_build",
-    "views",
-    "checks",
-    "publish",
-)
+STAGES = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views",
+          "checks", "publish")
+
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- statistics -------------------------------------------------------------------------------
 
 
 def summary(values: list[float], *, percentiles: bool = False) -> dict:
@@ -68,30 +40,21 @@ def summary(values: list[float], *, percentiles: bool = False) -> dict:
         return {"n": 0}
     ordered = sorted(values)
     out = {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1], "n": len(ordered)}
-    if percentiles:
-        out["p50"] = out["median"]
-        out["p95"] = percentile(ordered, 95)
+    if percentiles:  # p95 linearly interpolated between the values
+        p95 = statistics.quantiles(ordered, n=20, method="inclusive")[18] if len(ordered) > 1 else ordered[0]
+        out.update(p50=out["median"], p95=p95)
     return out
 
 
-def percentile(ordered: list[float], p: float) -> float:
-    """Linear-interpolated percentile of sorted values."""
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * p / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-@contextmanager
-def timer(into: dict, key: str) -> Iterator[None]:
-    """Adds the block's wall seconds to `into[key]`."""
+def seconds_of(operation: Callable[..., object], *args: object) -> float:
     started = time.perf_counter()
-    try:
-        yield
-    finally:
-        into[key] = into.get(key, 0.0) + time.perf_counter() - started
+    operation(*args)
+    return time.perf_counter() - started
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any REVAL_*/DAGSTER_* setting leaking into a child."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("REVAL_", "DAGSTER_"))}
 
 
 # -- stores to run against ---------------------------------------------------------------------
@@ -104,24 +67,12 @@ class Store:
     backend: str
     url: str
     home: Path
-    pg_database: str | None = None
 
     def env(self, doctors: int, seed: int = 0) -> dict[str, str]:
-        """The child environment of a `reval` command against this store (no other REVAL_* leaks in)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("REVAL_", "DAGSTER_"))}
-        env.update(
-            {
-                "REVAL_ENV": "dev",
-                "REVAL_HOME": str(self.home),
-                "REVAL_LIVE_URL": self.url,
-                "REVAL_DOCTORS": str(doctors),
-                "REVAL_SEED": str(seed),
-                "REVAL_BATCHES": "16",
-                "DAGSTER_HOME": str(self.home / "dagster"),
-                "PYTHONPATH": str(ROOT),
-            }
-        )
-        return env
+        """The child environment of a `reval` command against this store."""
+        return {**clean_env(), "REVAL_ENV": "dev", "REVAL_HOME": str(self.home), "REVAL_LIVE_URL": self.url,
+                "REVAL_DOCTORS": str(doctors), "REVAL_SEED": str(seed), "REVAL_BATCHES": "16",
+                "DAGSTER_HOME": str(self.home / "dagster"), "PYTHONPATH": str(ROOT)}
 
 
 def pg_reachable() -> str | None:
@@ -135,15 +86,11 @@ def new_store(backend: str, workdir: Path, label: str = "run") -> Iterator[Store
     """A fresh REVAL_HOME (and for PostgreSQL a fresh database), removed afterwards."""
     home = workdir / f"{label}-{backend}-{uuid.uuid4().hex[:8]}"
     home.mkdir(parents=True)
-    database = None
+    database = None if backend == "sqlite" else f"reval_bench_{uuid.uuid4().hex[:10]}"
     try:
-        if backend == "sqlite":
-            url = f"sqlite:///{home / 'live.db'}"
-        else:
-            database = f"reval_bench_{uuid.uuid4().hex[:10]}"
+        if database:
             pg_admin(f"CREATE DATABASE {database}")
-            url = pg_url(database)
-        yield Store(backend=backend, url=url, home=home, pg_database=database)
+        yield Store(backend, pg_url(database) if database else f"sqlite:///{home / 'live.db'}", home)
     finally:
         if database:
             pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -159,13 +106,15 @@ def pg_url(database: str, driver: str = "psycopg") -> str:
     return url.render_as_string(hide_password=False)
 
 
-def pg_admin(sql: str) -> None:
+def pg_admin(sql: str) -> object:
+    """One statement on the admin database, in autocommit; its scalar result, if it has one."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql(sql)
+            result = conn.exec_driver_sql(sql)
+            return result.scalar() if result.returns_rows else None
     finally:
         engine.dispose()
 
@@ -180,47 +129,39 @@ class ChildResult:
     stderr: str
     seconds: float
     max_rss_bytes: int
-    cpu_seconds: float = 0.0
+    cpu_seconds: float
 
 
 def run_measured(args: list[str], env: dict[str, str], *, timeout: float | None = None) -> ChildResult:
-    """Like `run_child`, but reaps with wait4 to read the child's own peak RSS (Linux ru_maxrss is KiB)."""
+    """Run a child, reaped with wait4 to read its own peak RSS (Linux ru_maxrss is KiB) and CPU time."""
     started = time.perf_counter()
     out_path = Path(env.get("TMPDIR", "/tmp")) / f"bench-out-{uuid.uuid4().hex}"
     err_path = out_path.with_suffix(".err")
     with open(out_path, "w") as out, open(err_path, "w") as err:
         process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=err)
-        deadline = None if timeout is None else started + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline and time.perf_counter() > deadline:
+        while not (reaped := os.wait4(process.pid, os.WNOHANG))[0]:
+            if timeout is not None and time.perf_counter() > started + timeout:
                 process.kill()
             time.sleep(0.01)
-        process.returncode = os.waitstatus_to_exitcode(status)
+    _, status, usage = reaped
     seconds = time.perf_counter() - started
     stdout, stderr = out_path.read_text(), err_path.read_text()
     out_path.unlink(missing_ok=True)
     err_path.unlink(missing_ok=True)
-    return ChildResult(
-        process.returncode, stdout, stderr, seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
-    )
+    return ChildResult(os.waitstatus_to_exitcode(status), stdout, stderr, seconds, usage.ru_maxrss * 1024,
+                       usage.ru_utime + usage.ru_stime)
 
 
 def worker(task: str, params: dict, env: dict[str, str] | None = None, *, timeout: float | None = None) -> dict:
     """Run `bench.worker TASK PARAMS` in a fresh process; return its JSON (plus its peak memory)."""
-    env = dict(env or {k: v for k, v in os.environ.items() if not k.startswith(("REVAL_", "DAGSTER_"))})
-    env.setdefault("PYTHONPATH", str(ROOT))
-    env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    result = run_measured([PYTHON, "-m", "bench.worker", task, json.dumps(params)], env, timeout=timeout)
+    env = {"PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false", **(env or clean_env())}
+    result = run_measured([sys.executable, "-m", "bench.worker", task, json.dumps(params)], env, timeout=timeout)
     if result.code != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"worker {task} failed (exit {result.code}):\n{tail}")
     payload = json.loads(result.stdout.strip().splitlines()[-1])
-    payload["process_seconds"] = result.seconds
-    payload["process_max_rss_bytes"] = result.max_rss_bytes
-    payload["process_cpu_seconds"] = result.cpu_seconds
+    payload.update(process_seconds=result.seconds, process_max_rss_bytes=result.max_rss_bytes,
+                   process_cpu_seconds=result.cpu_seconds)
     return payload
 
 
@@ -236,31 +177,18 @@ def load_average() -> list[float]:
 
 
 def machine() -> dict:
-    info = {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-    }
-    try:
-        import psutil
-
-        info["memory_bytes"] = psutil.virtual_memory().total
-    except ImportError:
-        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        info["memory_bytes"] = pages
-    info["memory_gib"] = round(info["memory_bytes"] / GIB, 1)
-    info["postgresql"] = _pg_version()
-    info["sqlite"] = _sqlite_version()
-    info["arrow_memory_pool"] = _arrow_memory_pool()
-    return info
-
-
-def _arrow_memory_pool() -> str:
-    """The allocator Arrow uses here; the `reval` children inherit the same environment, hence the same one."""
     import pyarrow as pa
 
-    return pa.default_memory_pool().backend_name
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if has("psutil"):
+        import psutil
+
+        memory = psutil.virtual_memory().total
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "processor": _cpu_model(), "memory_bytes": memory, "memory_gib": round(memory / GIB, 1),
+            "postgresql": _pg_version(), "sqlite": sqlite3.sqlite_version,
+            # the `reval` children inherit this environment, hence the same allocator
+            "arrow_memory_pool": pa.default_memory_pool().backend_name}
 
 
 def _cpu_model() -> str:
@@ -273,23 +201,11 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _pg_version() -> str | None:
-    import sqlalchemy as sa
-
+def _pg_version() -> object:
     try:
-        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            version = conn.exec_driver_sql("SHOW server_version").scalar()
-        engine.dispose()
-        return version
+        return pg_admin("SHOW server_version")
     except Exception:  # noqa: BLE001 - unreachable: reported as None
         return None
-
-
-def _sqlite_version() -> str:
-    import sqlite3
-
-    return sqlite3.sqlite_version
 
 
 def versions() -> dict[str, str | None]:
@@ -303,6 +219,4 @@ def versions() -> dict[str, str | None]:
 
 
 def has(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None

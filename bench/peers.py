@@ -1,7 +1,6 @@
 """Peers on the same data, machine and run: the original one-doctor-at-a-time design, dlt, Delta, Iceberg.
 
-Every peer gets the same three entity tables, built by the core's own land/build steps
-(untimed here), so only the peer's part is timed.
+Every peer gets the same three entity tables, built by the core's own steps (untimed): only its part is timed.
 """
 
 from __future__ import annotations
@@ -12,33 +11,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from bench.common import summary
+from bench.common import pg_url, seconds_of, summary
+from bench.stages import land_and_build
+from reval_assets.sources.synthetic import SyntheticSource
+from reval_assets.store.bulk import adbc_connection, dialect_of, load_table
+from reval_assets.store.snapshots import SnapshotStore
 
 ENTITIES = ("doctors", "connections", "recommendations")
-KEYS = {
-    "doctors": "gmc_reference_number",
-    "connections": "gmc_reference_number",
-    "recommendations": "recommendation_id",
-}
+KEYS = {"doctors": "gmc_reference_number", "connections": "gmc_reference_number",
+        "recommendations": "recommendation_id"}
 
 
 def entity_tables(doctors: int, workdir: str, seed: int = 0) -> dict[str, pa.Table]:
     """The three entities of a synthetic population, through the core's land and build steps."""
-    from reval_assets.pipeline.steps import build_batch, land, land_batch
-    from reval_assets.sources.synthetic import SyntheticSource
-    from reval_assets.store.snapshots import SnapshotStore
-
     root = Path(workdir) / "peer-snapshots"
     store = SnapshotStore(root)
-    landing = land(SyntheticSource(doctors=doctors, seed=seed), store, 16)
-    parts: dict[str, list[pa.Table]] = {e: [] for e in ENTITIES}
-    for b in range(16):
-        land_batch(store, landing, b)
-        build = build_batch(store, b)
-        for e in ENTITIES:
-            parts[e].append(store.read_table(build.refs[e]))
+    builds = land_and_build(store, SyntheticSource(doctors=doctors, seed=seed))
+    parts = {e: [store.read_table(build.refs[e]) for build in builds] for e in ENTITIES}
     shutil.rmtree(root, ignore_errors=True)
     return {e: pa.concat_tables(parts[e]).combine_chunks() for e in ENTITIES}
 
@@ -46,21 +39,67 @@ def entity_tables(doctors: int, workdir: str, seed: int = 0) -> dict[str, pa.Tab
 # -- the original design: delete live, then one transaction per doctor -------------------------
 
 
-def peer_legacy(*, url: str, doctors: int, sample: int, workdir: str) -> dict:
+def peer_legacy(*, url: str, home: str, doctors: int, sample: int) -> dict:
     """Delete the live tables, then upsert doctors one at a time, one transaction each (sampled)."""
-    import pyarrow.compute as pc
-
-    from reval_assets.store.bulk import adbc_connection, dialect_of, load_table
-
-    tables = entity_tables(doctors, workdir)
+    tables = entity_tables(doctors, home)
     dialect = dialect_of(url)
-    names = {e: f"legacy_{e}" for e in ENTITIES}
-    with adbc_connection(url) as adbc, adbc.cursor() as cursor:  # the live tables before the resync
-        for e in ENTITIES:
-            load_table(cursor, dialect, names[e], tables[e])
-            cursor.execute(f"CREATE UNIQUE INDEX {names[e]}_key ON {names[e]} ({KEYS[e]})")
-        cursor.execute(f"CREATE INDEX legacy_rec_gmc ON {names['recommendations']} (gmc_reference_number)")
+    _fill_legacy_tables(url, dialect, tables)
+    db, placeholder = _legacy_connection(url, dialect)
+    doctor_rows, conn_rows, by_doctor, recs = _legacy_sample(tables, sample)
+    sql = {e: _upsert_sql(e, tables[e], placeholder) for e in ENTITIES}
+    insert_rec = (f"INSERT INTO legacy_recommendations ({', '.join(recs.column_names)}) "
+                  f"VALUES ({', '.join([placeholder] * len(recs.column_names))})")
+    delete_rec = f"DELETE FROM legacy_recommendations WHERE gmc_reference_number = {placeholder}"
 
+    def delete_live() -> None:  # the incident's first step: the live data is gone from here on
+        db.execute("BEGIN")
+        for e in ENTITIES:
+            db.execute(f"DELETE FROM legacy_{e}")
+        db.execute("COMMIT")
+
+    def upsert_sample() -> None:
+        for row in doctor_rows:
+            number = row[0]
+            db.execute("BEGIN")
+            db.execute(sql["doctors"], row)
+            if number in conn_rows:
+                db.execute(sql["connections"], conn_rows[number])
+            db.execute(delete_rec, (number,))
+            for rec in by_doctor.get(number, ()):
+                db.execute(insert_rec, rec)
+            db.execute("COMMIT")
+
+    delete_seconds, sample_seconds = seconds_of(delete_live), seconds_of(upsert_sample)
+    db.close()
+    per_doctor = sample_seconds / len(doctor_rows)
+    return {"doctors": doctors, "sample_doctors": len(doctor_rows),
+            "sample_rows": len(doctor_rows) + len(conn_rows) + recs.num_rows, "delete_seconds": delete_seconds,
+            "sample_seconds": sample_seconds, "seconds_per_doctor": per_doctor,
+            "extrapolated_seconds": delete_seconds + per_doctor * doctors}
+
+
+def _fill_legacy_tables(url: str, dialect: str, tables: dict[str, pa.Table]) -> None:
+    """The live tables before the resync, with their key indexes."""
+    with adbc_connection(url) as adbc, adbc.cursor() as cursor:
+        for e in ENTITIES:
+            load_table(cursor, dialect, f"legacy_{e}", tables[e])
+            cursor.execute(f"CREATE UNIQUE INDEX legacy_{e}_key ON legacy_{e} ({KEYS[e]})")
+        cursor.execute("CREATE INDEX legacy_rec_gmc ON legacy_recommendations (gmc_reference_number)")
+
+
+def _legacy_connection(url: str, dialect: str):  # type: ignore[no-untyped-def]
+    """One open DB-API connection in autocommit (transactions are explicit), and its placeholder."""
+    if dialect == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")  # as the live store has it
+        return db, "?"
+    return psycopg.connect(pg_url(url.rsplit("/", 1)[1], driver=""), autocommit=True), "%s"
+
+
+def _legacy_sample(tables: dict[str, pa.Table], sample: int) -> tuple[list[tuple], dict, dict, pa.Table]:
+    """The first `sample` doctors' rows, their connections by doctor and their recommendations by doctor."""
     chosen = tables["doctors"].slice(0, sample)
     numbers = chosen["gmc_reference_number"]
     connections = tables["connections"].filter(pc.is_in(tables["connections"]["gmc_reference_number"], numbers))
@@ -68,68 +107,14 @@ def peer_legacy(*, url: str, doctors: int, sample: int, workdir: str) -> dict:
     by_doctor: dict[str, list[tuple]] = {}
     for row in _rows(recs):
         by_doctor.setdefault(row[recs.column_names.index("gmc_reference_number")], []).append(row)
-    conn_rows = {row[0]: row for row in _rows(connections)}
-    doctor_rows = _rows(chosen)
+    return _rows(chosen), {row[0]: row for row in _rows(connections)}, by_doctor, recs
 
-    def upsert_sql(entity: str, table: pa.Table, placeholder: str) -> str:
-        columns = table.column_names
-        values = ", ".join([placeholder] * len(columns))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != KEYS[entity])
-        return (
-            f"INSERT INTO {names[entity]} ({', '.join(columns)}) VALUES ({values}) "
-            f"ON CONFLICT ({KEYS[entity]}) DO UPDATE SET {updates}"
-        )
 
-    if dialect == "sqlite":
-        import sqlite3
-
-        db = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")  # as the live store has it
-        placeholder = "?"
-    else:
-        import psycopg
-
-        from bench.common import pg_url
-
-        db = psycopg.connect(pg_url(url.rsplit("/", 1)[1], driver=""), autocommit=True)
-        placeholder = "%s"
-    sql = {e: upsert_sql(e, tables[e], placeholder) for e in ENTITIES}
-    insert_rec = (
-        f"INSERT INTO {names['recommendations']} ({', '.join(recs.column_names)}) "
-        f"VALUES ({', '.join([placeholder] * len(recs.column_names))})"
-    )
-    delete_rec = f"DELETE FROM {names['recommendations']} WHERE gmc_reference_number = {placeholder}"
-
-    started = time.perf_counter()
-    db.execute("BEGIN")
-    for e in ENTITIES:  # the incident's first step: the live data is gone from here on
-        db.execute(f"DELETE FROM {names[e]}")
-    db.execute("COMMIT")
-    delete_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    for row in doctor_rows:
-        number = row[0]
-        db.execute("BEGIN")
-        db.execute(sql["doctors"], row)
-        if number in conn_rows:
-            db.execute(sql["connections"], conn_rows[number])
-        db.execute(delete_rec, (number,))
-        for rec in by_doctor.get(number, ()):
-            db.execute(insert_rec, rec)
-        db.execute("COMMIT")
-    sample_seconds = time.perf_counter() - started
-    db.close()
-    per_doctor = sample_seconds / len(doctor_rows)
-    return {
-        "doctors": doctors,
-        "sample_doctors": len(doctor_rows),
-        "sample_rows": len(doctor_rows) + len(conn_rows) + recs.num_rows,
-        "delete_seconds": delete_seconds,
-        "sample_seconds": sample_seconds,
-        "seconds_per_doctor": per_doctor,
-        "extrapolated_seconds": delete_seconds + per_doctor * doctors,
-    }
+def _upsert_sql(entity: str, table: pa.Table, placeholder: str) -> str:
+    columns = table.column_names
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != KEYS[entity])
+    return (f"INSERT INTO legacy_{entity} ({', '.join(columns)}) VALUES ({', '.join([placeholder] * len(columns))}) "
+            f"ON CONFLICT ({KEYS[entity]}) DO UPDATE SET {updates}")
 
 
 def _rows(table: pa.Table) -> list[tuple]:
@@ -146,100 +131,72 @@ def _rows(table: pa.Table) -> list[tuple]:
 # -- dlt: write_disposition="replace" ---------------------------------------------------------
 
 
-def peer_dlt(*, url: str, doctors: int, strategies: list[str], runs: int, workdir: str) -> dict:
+def peer_dlt(*, url: str, home: str, doctors: int, strategies: list[str], runs: int) -> dict:
     """`dlt` replace of the three tables, each replace strategy; run 1 creates, later runs replace."""
     os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    import dlt
-
-    from reval_assets.store.bulk import dialect_of
-
-    tables = entity_tables(doctors, workdir)
-    dialect = dialect_of(url)
+    tables = entity_tables(doctors, home)
     out: dict = {"doctors": doctors, "rows_total": sum(t.num_rows for t in tables.values()), "strategies": {}}
     for strategy in strategies:
         os.environ["DESTINATION__REPLACE_STRATEGY"] = strategy
-        tag = strategy.replace("-", "_")
-        if dialect == "sqlite":
-            path = Path(workdir) / f"dlt_{tag}.db"
-            destination = dlt.destinations.sqlalchemy(credentials=f"sqlite:///{path}")
-        else:
-            from bench.common import pg_url
-
-            # dlt insists on a password; the bench server trusts local connections and ignores it
-            credentials = pg_url(url.rsplit("/", 1)[1], driver="").replace("postgres@", "postgres:trust@", 1)
-            destination = dlt.destinations.postgres(credentials=credentials)
-        pipeline = dlt.pipeline(
-            pipeline_name=f"bench_{tag}",
-            destination=destination,
-            dataset_name=f"dlt_{tag}",
-            pipelines_dir=str(Path(workdir) / "dlt-pipelines"),
-        )
-        runs_out = []
-        for _ in range(runs):
-            resources = [dlt.resource(tables[e], name=e, write_disposition="replace") for e in ENTITIES]
-            started = time.perf_counter()
-            info = pipeline.run(resources)
-            seconds = time.perf_counter() - started
-            info.raise_on_failed_jobs()
-            steps = {}
-            for step in pipeline.last_trace.steps:
-                if step.started_at and step.finished_at:
-                    steps[step.step] = (step.finished_at - step.started_at).total_seconds()
-            runs_out.append({"seconds": seconds, "steps": steps})
-        out["strategies"][strategy] = {
-            "first_run": runs_out[0],
-            "replace_runs": runs_out[1:],
-            "replace_seconds": summary([r["seconds"] for r in runs_out[1:]]),
-        }
+        pipeline = _dlt_pipeline(url, strategy.replace("-", "_"), home)
+        runs_out = [_dlt_run(pipeline, tables) for _ in range(runs)]
+        out["strategies"][strategy] = {"first_run": runs_out[0], "replace_runs": runs_out[1:],
+                                       "replace_seconds": summary([r["seconds"] for r in runs_out[1:]])}
     return out
+
+
+def _dlt_pipeline(url: str, tag: str, workdir: str):  # type: ignore[no-untyped-def]
+    import dlt
+
+    if dialect_of(url) == "sqlite":
+        destination = dlt.destinations.sqlalchemy(credentials=f"sqlite:///{Path(workdir) / f'dlt_{tag}.db'}")
+    else:  # dlt insists on a password; the bench server trusts local connections and ignores it
+        credentials = pg_url(url.rsplit("/", 1)[1], driver="").replace("postgres@", "postgres:trust@", 1)
+        destination = dlt.destinations.postgres(credentials=credentials)
+    return dlt.pipeline(pipeline_name=f"bench_{tag}", destination=destination, dataset_name=f"dlt_{tag}",
+                        pipelines_dir=str(Path(workdir) / "dlt-pipelines"))
+
+
+def _dlt_run(pipeline, tables: dict[str, pa.Table]) -> dict:  # type: ignore[no-untyped-def]
+    import dlt
+
+    resources = [dlt.resource(tables[e], name=e, write_disposition="replace") for e in ENTITIES]
+    started = time.perf_counter()
+    info = pipeline.run(resources)
+    seconds = time.perf_counter() - started
+    info.raise_on_failed_jobs()
+    return {"seconds": seconds, "steps": {step.step: (step.finished_at - step.started_at).total_seconds()
+                                          for step in pipeline.last_trace.steps
+                                          if step.started_at and step.finished_at}}
 
 
 # -- Delta Lake and Iceberg: a version per overwrite, restore/rollback to the previous ---------
 
 
-def time_rollbacks(
-    write_version: Callable[[], None],
-    prepare_rollback: Callable[[], Callable[[int], None]],
-    *,
-    doctors: int,
-    milestones: list[int],
-    samples: int,
-    budget_seconds: float,
-) -> dict:
+def time_rollbacks(write_version: Callable[[], None], prepare_rollback: Callable[[], Callable[[int], None]], *,
+                   doctors: int, milestones: list[int], samples: int, budget_seconds: float) -> dict:
     """Write versions up to each milestone (within the budget), then time `samples` rollbacks there.
-
-    `prepare_rollback()` runs untimed at each milestone and returns `rollback(i)`: sample `i` goes back
-    one version when even and forward again when odd.
-    """
-    written, write_seconds = 0, []
+    `prepare_rollback()` (untimed) returns `rollback(i)`: back one version when `i` is even, forward when odd."""
+    write_seconds: list[float] = []
     out: dict = {"doctors": doctors, "milestones": {}}
     deadline = time.perf_counter() + budget_seconds
     for milestone in milestones:
-        while written < milestone and time.perf_counter() < deadline:
-            started = time.perf_counter()
-            write_version()
-            write_seconds.append(time.perf_counter() - started)
-            written += 1
+        while len(write_seconds) < milestone and time.perf_counter() < deadline:
+            write_seconds.append(seconds_of(write_version))
+        written = len(write_seconds)
         if written < milestone:
             out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
             milestone = written
         rollback = prepare_rollback()
-        times = []
-        for i in range(samples):
-            started = time.perf_counter()
-            rollback(i)
-            times.append(time.perf_counter() - started)
-        out["milestones"][str(milestone)] = {
-            "versions": milestone,
-            "rollback_ms": summary([t * 1000 for t in times], percentiles=True),
-        }
+        times = [seconds_of(rollback, i) for i in range(samples)]
+        out["milestones"][str(milestone)] = {"versions": milestone,
+                                             "rollback_ms": summary([t * 1000 for t in times], percentiles=True)}
     out["write_version_seconds"] = summary(write_seconds)
     return out
 
 
-def peer_delta(
-    *, doctors: int, milestones: list[int], samples: int, workdir: str, budget_seconds: float = 1800
-) -> dict:
+def peer_delta(*, doctors: int, milestones: list[int], samples: int, workdir: str,
+               budget_seconds: float = 1800) -> dict:
     from deltalake import DeltaTable, write_deltalake
 
     tables = entity_tables(doctors, workdir)
@@ -259,15 +216,12 @@ def peer_delta(
 
         return rollback
 
-    out = time_rollbacks(write_version, prepare_rollback, doctors=doctors, milestones=milestones, samples=samples,
-                         budget_seconds=budget_seconds)
-    shutil.rmtree(root, ignore_errors=True)
-    return out
+    return time_rollbacks(write_version, prepare_rollback, doctors=doctors, milestones=milestones, samples=samples,
+                          budget_seconds=budget_seconds)
 
 
-def peer_iceberg(
-    *, doctors: int, milestones: list[int], samples: int, workdir: str, budget_seconds: float = 1800
-) -> dict:
+def peer_iceberg(*, doctors: int, milestones: list[int], samples: int, workdir: str,
+                 budget_seconds: float = 1800) -> dict:
     from pyiceberg.catalog.sql import SqlCatalog
 
     tables = entity_tables(doctors, workdir)
@@ -291,7 +245,5 @@ def peer_iceberg(
             else:  # forward again: the newest is no ancestor of the rolled-back state
                 manage.set_current_snapshot(snapshots[e][-1]).commit()
 
-    out = time_rollbacks(write_version, lambda: rollback, doctors=doctors, milestones=milestones, samples=samples,
-                         budget_seconds=budget_seconds)
-    shutil.rmtree(root, ignore_errors=True)
-    return out
+    return time_rollbacks(write_version, lambda: rollback, doctors=doctors, milestones=milestones, samples=samples,
+                          budget_seconds=budget_seconds)

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+
+TASKS = {"stages": "bench.stages:run_stages", "versions": "bench.versions:run_versions",
+         "sync": "bench.sync:run_sync_task", "profile": "bench.profiling:run_profile",
+         "peer_legacy": "bench.peers:peer_legacy", "peer_dlt": "bench.peers:peer_dlt",
+         "peer_delta": "bench.peers:peer_delta", "peer_iceberg": "bench.peers:peer_iceberg"}
 
 
 def main() -> None:
     task, params = sys.argv[1], json.loads(sys.argv[2])
-    if task == "stages":
-        from bench.stages import run_stages
-
-        result = run_stages(**params)
-    elif task == "versions":
-        from bench.versions import run_versions
-
-        result = run_versions(**params)
-    elif task == "sync":
-        from bench.sync import run_sync_task
-
-        result = run_sync_task(**params)
-    elif task == "profile":
-        from bench.profiling import run_profile
-
-        result = run_profile(**params)
-    elif task.startswith("peer_"):
-        from bench import peers
-
-        result = getattr(peers, task)(**params)
-    else:
+    if task not in TASKS:
         raise SystemExit(f"unknown task {task!r}")
+    module, function = TASKS[task].split(":")
+    result = getattr(importlib.import_module(module), function)(**params)
     sys.stdout.write("\n" + json.dumps(result, default=str) + "\n")
 
 
