@@ -12,3 +12,12 @@ import sys
 # A pool the operator names in the environment wins.
 if sys.platform == "linux" and platform.machine() == "x86_64":
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use, so `reval` commands do not pay for the store and pandas they never read.
+    if name == "read_version":
+        from reval_assets.pipeline.read import read_version
+
+        return read_version
+    raise AttributeError(f"module 'reval_assets' has no attribute {name!r}")

@@ -27,22 +27,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from reval_assets.errors import BLOCKED, CORRUPT, FAILED, OK, REFUSED, ReleaseBlocked, RevalError
 from reval_assets.pipeline import operations
-from reval_assets.pipeline.gate import StoreMismatch, check_store
-from reval_assets.pipeline.guard import GuardRefused, require_confirmation
-from reval_assets.pipeline.operations import GcError
+from reval_assets.pipeline.gate import check_store
+from reval_assets.pipeline.guard import GuardRefused, guarded
 from reval_assets.pipeline.recover import recover as recover_catalog
-from reval_assets.pipeline.room import DiskFull, is_disk_full
+from reval_assets.pipeline.room import is_disk_full
 from reval_assets.pipeline.runtime import Runtime
-from reval_assets.settings import Settings, SettingsError
-from reval_assets.sources.base import SourceError
+from reval_assets.settings import Settings
 from reval_assets.sources.export import write_export
 from reval_assets.sources.shapes import REAL_SHAPES
-from reval_assets.store.live import PublishError
-from reval_assets.store.snapshots import CorruptFileError, UnknownVersionError
-from reval_assets.store.writer_lock import StoreBusy
+from reval_assets.store.snapshots import UnknownVersionError
 
-OK, FAILED, UNKNOWN_VERSION, BLOCKED, REFUSED, CORRUPT = 0, 1, 2, 3, 4, 5
 EX_USAGE = 64  # sysexits.h: the command was used wrongly (click's own 2 is the contract's "unknown version")
 
 out = Console(highlight=False)
@@ -97,18 +93,9 @@ def _command(fn: Callable[..., Any], *, writes: bool, gate: bool) -> Callable[..
 
 
 def _explain(error: Exception) -> tuple[int, str]:
-    if isinstance(error, GuardRefused):
-        return REFUSED, str(error)
-    if isinstance(error, UnknownVersionError):
-        return UNKNOWN_VERSION, str(error)
-    if isinstance(error, CorruptFileError):
-        return CORRUPT, str(error)
-    if isinstance(error, SettingsError):
-        return FAILED, f"configuration: {error}"
-    if isinstance(error, SourceError):
-        return FAILED, f"bad source: {error}. Fix the export (or REVAL_SOURCE_DIR) and sync again; live is unchanged."
-    if isinstance(error, (PublishError, StoreBusy, StoreMismatch, GcError, DiskFull)):
-        return FAILED, f"{error}"
+    """A failure's exit code and message: a `RevalError` carries both; the rest are the database's or the OS's."""
+    if isinstance(error, RevalError):
+        return error.exit_code, error.explained()
     if is_disk_full(error) or "database or disk is full" in str(error):
         return FAILED, (f"disk full ({' '.join(str(error).split())[:200]}): free some space (`reval gc` drops old "
                         "versions) and try again")
@@ -187,10 +174,8 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
     actor = _actor()
     if not no_publish:
         try:
-            require_confirmation(settings.env, confirm, "publishing")
+            guarded(runtime, "publishing", None, actor, reason, confirm, audited_as="sync")
         except GuardRefused as refusal:
-            runtime.live.audit("refuse", None, actor, settings.env.value, reason,
-                               {"action": "sync", "message": str(refusal)})
             raise Exit(REFUSED, str(refusal), {"version": None, "published": False, "blocked_by": [], "rows": {},
                                                "seconds": 0.0, "refused": True}) from None
     selected = _parse_batches(batches, settings.batches)
@@ -203,14 +188,10 @@ def sync(runtime: Runtime, *, as_json: bool, confirm: str | None, reason: str, b
                           allow_drift_reason=allow_drift)
     payload = {**result.as_dict(), "seconds": round(time.perf_counter() - started, 3)}
     if result.blocked_by:
-        live = result.live_version
-        look = (f"`reval diff {live} {result.version}` shows what would change, " if live and result.version
-                else "")
-        raise Exit(BLOCKED, f"release blocked by {', '.join(result.blocked_by)}: " + "; ".join(result.messages)
-                   + f". Live is unchanged ({live or 'no version yet'}). Next: {look}the release_candidate checks "
-                   "in the Dagster UI (`make ui`) show the figures; fix the source and run `reval sync` again"
-                   + (" (or, for a known and intended change, `reval sync --allow-drift \"why\"`)."
-                      if result.blocked_by == ["drift"] else "."), payload)
+        failed = [(name, message.removeprefix(f"{name}: ")) for name, message in
+                  zip(result.blocked_by, result.messages, strict=True)]
+        blocked = ReleaseBlocked(failed, live=result.live_version, version=result.version)
+        raise Exit(BLOCKED, blocked.explained(), payload)
     if result.error:
         raise Exit(REFUSED if result.refused else FAILED, result.error, payload)
     if not as_json:

@@ -93,6 +93,16 @@ SQLITE_STORAGE_MODULES = (
     "dagster._core.storage.event_log.sqlite.sqlite_event_log",
     "dagster._core.storage.runs.sqlite.sqlite_run_storage",
 )
+# Those modules and their module-level `create_engine` are Dagster's private code: the patch below is applied
+# only on the Dagster releases it was written against and tested with (pyproject.toml pins one of them). On any
+# other, runs use Dagster's storage untouched: slower, never wrong. Widen this after running
+# reval_assets_tests/test_embedded_instance.py on the new release.
+TUNED_DAGSTER_RELEASES = ("1.13.",)
+
+
+def engines_tunable(version: str = dg.__version__) -> bool:
+    """Whether `_sqlite_engines_tuned` patches this Dagster version's storages."""
+    return version.startswith(TUNED_DAGSTER_RELEASES)
 
 
 @contextmanager
@@ -103,9 +113,13 @@ def _sqlite_engines_tuned() -> Iterator[None]:
     An engine keeps the compiled form of each statement, so a new one per event recompiles every
     INSERT and SELECT of the event (and inspects the dialect's class again): most of the SQLAlchemy
     time of a run. A reused NullPool engine still opens and closes a real connection each time.
-    Restored on exit. A module without `create_engine` (another Dagster version) is left alone, and
-    so is one already tuned by an overlapping run in this process: only its tuner restores it.
+    Only on the Dagster releases of `TUNED_DAGSTER_RELEASES`; restored on exit. A module without
+    `create_engine` is left alone, and so is one already tuned by an overlapping run in this process:
+    only its tuner restores it.
     """
+    if not engines_tunable():
+        yield
+        return
     engines: dict[str, sa.Engine] = {}
     lock = threading.Lock()
 

@@ -11,6 +11,7 @@ import dagster as dg
 
 from reval_assets.assets.batches import entities, raw_inputs
 from reval_assets.assets.common import SETTINGS_AT_LOAD
+from reval_assets.assets.io_manager import SNAPSHOT_IO_MANAGER, SnapshotIOManager
 from reval_assets.assets.release import live_release, release_candidate
 from reval_assets.jobs import full_sync, gc, new_export, nightly_full_sync, rollback
 from reval_assets.resources import RevalResource
@@ -20,7 +21,7 @@ defs = dg.Definitions(
     jobs=[full_sync, rollback, gc],
     schedules=[nightly_full_sync],
     sensors=[new_export],
-    resources={"reval": RevalResource()},
+    resources={"reval": RevalResource(), SNAPSHOT_IO_MANAGER: SnapshotIOManager()},
 )
 
 

@@ -5,15 +5,13 @@ import dagster as dg
 from pydantic import Field
 
 from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, actor_of
+from reval_assets.assets.failures import translated
+from reval_assets.assets.release import live_release_metadata
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.export_watch import ExportWatch
-from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.resources import RevalResource
 from reval_assets.settings import Settings
-from reval_assets.store.live import PublishError
-from reval_assets.store.snapshots import CorruptFileError
-from reval_assets.store.writer_lock import StoreBusy
 
 SYNC_TAGS = {"reval/sync": "true"}
 
@@ -72,22 +70,18 @@ class RollbackConfig(dg.Config):
 
 @dg.op(description=f"[{ENV_LABEL}] Re-point live to a retained version in one transaction.")
 def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, reval: RevalResource) -> None:
-    runtime = reval.runtime(partitioned=False)
-    try:
+    with translated(context, retry=False):
+        runtime = reval.runtime(partitioned=False)
         previous = operations.rollback(runtime, config.version, actor=actor_of(context), reason=config.reason,
                                        confirm=config.confirm)
-    except (GuardRefused, PublishError, CorruptFileError, KeyError, StoreBusy) as error:
-        raise dg.Failure(description=str(error)) from None
-    context.log.info(f"live is now {config.version} (was {previous})")
-    row = runtime.live.version(config.version) or {}
-    # Shown on the live_release asset, so the UI says which version is live after a rollback too.
-    context.log_event(dg.AssetMaterialization(
-        asset_key="live_release",
-        description=f"rolled back from {previous} to {config.version}",
-        metadata={"live_version": config.version, "previous": str(previous), "reason": config.reason,
-                  "published_by": actor_of(context), "env": runtime.settings.env.value,
-                  **{f"rows_{e}": row.get(f"rows_{e}") or 0 for e in ("doctors", "connections", "recommendations")}},
-    ))
+        context.log.info(f"live is now {config.version} (was {previous})")
+        # Shown on the live_release asset, so the UI says which version is live after a rollback too.
+        context.log_event(dg.AssetMaterialization(
+            asset_key="live_release",
+            description=f"rolled back from {previous} to {config.version}",
+            metadata=live_release_metadata(runtime, config.version, published_by=actor_of(context),
+                                           reason=config.reason, previous=str(previous)),
+        ))
 
 
 class GcConfig(dg.Config):
@@ -98,11 +92,9 @@ class GcConfig(dg.Config):
 
 @dg.op(description=f"[{ENV_LABEL}] Delete versions, files and tables no retained version reaches.")
 def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource):
-    try:
+    with translated(context, retry=False):
         report = operations.gc(reval.runtime(partitioned=False), keep=config.keep, dry_run=config.dry_run,
                                actor=actor_of(context), confirm=config.confirm)
-    except (GuardRefused, operations.GcError, StoreBusy) as error:
-        raise dg.Failure(description=str(error)) from None
     context.log.info(f"gc: {report}")
     yield dg.Output(None, metadata={
         "dry_run": config.dry_run,

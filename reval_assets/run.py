@@ -18,9 +18,12 @@ from dataclasses import asdict, dataclass, field
 import dagster as dg
 
 from reval_assets.alerts import Alert, alerted_failure, send_alert, short_error
-from reval_assets.assets.common import SYNC_BATCHES_TAG, SYNC_POOL
+from reval_assets.assets.common import SETTINGS_AT_LOAD, SYNC_BATCHES_TAG, SYNC_POOL
+from reval_assets.assets.failures import EXIT_CODE
 from reval_assets.dagster_home import dagster_home, embedded_instance_tuned
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
+from reval_assets.errors import FAILED, REFUSED
+from reval_assets.instance_run import execute_as_instance_run
 from reval_assets.pipeline.room import require_room
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.store.files import private_umask
@@ -29,7 +32,9 @@ from reval_assets.store.files import private_umask
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 BATCH_ASSETS = [dg.AssetKey(name) for name in (*RAW_SPECS, *ENTITIES)]
 # Which process runs a sync's Dagster runs (pid, and its start time so a reused pid is not mistaken for it).
-PID_TAG, HOST_TAG, STARTED_TAG = "reval/pid", "reval/host", "reval/process_started"
+# Machinery, not for operators: under Dagster's hidden prefix, which its UI never shows, so a run in the runs list
+# shows only reval/actor, reval/sync_batches and reval/sync.
+PID_TAG, HOST_TAG, STARTED_TAG = ".dagster/reval/pid", ".dagster/reval/host", ".dagster/reval/process_started"
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
               dg.DagsterRunStatus.CANCELING]
 
@@ -63,30 +68,22 @@ def contiguous_ranges(batches: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-_DATABASE_ERRORS = ("OperationalError", "InterfaceError", "DatabaseError", "InternalError")
-
-
-def _failure_message(result: dg.ExecuteInProcessResult) -> str | None:
+def failure_of_run(result: dg.JobExecutionResult) -> tuple[str | None, int]:
+    """The run's failure message and exit code: those of its failed step's `dg.Failure` (`assets.failures`)."""
     for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            if data.user_failure_data and data.user_failure_data.description:
-                return data.user_failure_data.description
-            if data.error:
-                error = data.error  # Dagster wraps the step's own error: report that one, which names the cause
-                while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
-                    error = error.cause
-                message = re.sub(rf"^([\w.]+\.)?{error.cls_name}: ", "", error.message.strip())
-                if error.cls_name == "SourceError":
-                    return (f"bad source: {message}. Fix the export (or REVAL_SOURCE_DIR) and run `reval sync` "
-                            "again; live is unchanged.")
-                if error.cls_name in _DATABASE_ERRORS:  # e.g. the connection dropped mid-transaction
-                    cause = " ".join(message.split("(Background on this error at")[0].split())
-                    return (f"the live store's database failed ({cause}); its transaction was rolled back. Check "
-                            "the database, then run `reval sync` again: the batch files and tables finished are "
-                            "reused")
-                return message
-    return None if result.success else "the run failed; see the Dagster run logs"
+        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        data = event.step_failure_data
+        failure = data.user_failure_data
+        if failure and failure.description:
+            code = failure.metadata.get(EXIT_CODE)
+            return failure.description, int(code.value) if code else FAILED
+        if data.error:  # raised outside a step's translation (by Dagster itself): the innermost error's text
+            error = data.error
+            while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+                error = error.cause
+            return re.sub(rf"^([\w.]+\.)?{error.cls_name}: ", "", error.message.strip()), FAILED
+    return (None if result.success else "the run failed; see the Dagster run logs"), FAILED
 
 
 @private_umask()  # Dagster's storage files (runs, event shards, logs) are created 0600, folders 0700
@@ -109,15 +106,9 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             progress(outcome.stage)
             tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end),
                     SYNC_BATCHES_TAG: ",".join(map(str, sorted(batches))), **own}
-            outcome.run_ids.append(str(uuid.uuid4()))
-            result = _execute(job, instance, outcome.run_ids[-1], run_config=QUIET, tags=tags,
-                              asset_selection=BATCH_ASSETS)
+            result = _execute(job, instance, outcome, run_config=QUIET, tags=tags, asset_selection=BATCH_ASSETS)
             if not result.success:
-                outcome.interrupted = _interrupted(result)
-                outcome.error = _failure_message(result)
-                outcome.live_version = runtime.live.live_version()
-                _say_what_is_live(outcome)
-                return outcome
+                return _failed(runtime, outcome, result)
         holders = _pool_holders(instance)
         if holders:
             outcome.error = (f"Dagster run {', '.join(holders)} holds the {SYNC_POOL} pool (it is staging or "
@@ -130,23 +121,12 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
             ", then publishing" if publish else "")
         progress(outcome.stage)
         release_keys = [dg.AssetKey("release_candidate")] + ([dg.AssetKey("live_release")] if publish else [])
-        run_config = {**QUIET, "ops": {
-            "release_candidate": {"config": {"reason": reason, "allow_drift_reason": allow_drift_reason,
-                                             **({"thresholds": thresholds} if thresholds else {}),
-                                             "fresh_batches": sorted(batches)}},
-            **({"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}),
-        }}
-        outcome.run_ids.append(str(uuid.uuid4()))
-        result = _execute(job, instance, outcome.run_ids[-1], run_config=run_config, tags=own,
-                          asset_selection=release_keys)
+        result = _execute(job, instance, outcome, tags=own, asset_selection=release_keys, run_config=_release_config(
+            reason, confirm, publish=publish, batches=batches, allow_drift_reason=allow_drift_reason,
+            thresholds=thresholds))
         outcome.version = runtime.live.candidate_for_run(result.run_id)
         _read_outcome(runtime, outcome)
-        if not result.success and not outcome.blocked_by:
-            outcome.interrupted = _interrupted(result)
-            outcome.error = _failure_message(result)
-            outcome.refused = bool(outcome.error and outcome.error.startswith("REFUSED"))
-            _say_what_is_live(outcome)
-        return outcome
+        return outcome if result.success or outcome.blocked_by else _failed(runtime, outcome, result)
     except KeyboardInterrupt:  # between or around the runs, where Dagster does not catch it
         outcome.interrupted = True
         return outcome
@@ -158,6 +138,26 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
         if outcome.interrupted:
             _record_abort(runtime, outcome, actor=actor, reason=reason)
         _alert_failure(runtime, outcome, actor=actor, reason=reason)
+
+
+def _release_config(reason: str, confirm: str | None, *, publish: bool, batches: list[int],
+                    allow_drift_reason: str, thresholds: dict | None) -> dict:
+    """The run config of the release run: release_candidate's, and live_release's when it publishes."""
+    candidate = {"reason": reason, "allow_drift_reason": allow_drift_reason, "fresh_batches": sorted(batches),
+                 **({"thresholds": thresholds} if thresholds else {})}
+    release = {"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}
+    return {**QUIET, "ops": {"release_candidate": {"config": candidate}, **release}}
+
+
+def _failed(runtime: Runtime, outcome: SyncResult, result: dg.JobExecutionResult) -> SyncResult:
+    """A run that failed or was interrupted: why, and what is live now."""
+    outcome.interrupted = _interrupted(result)
+    outcome.error, code = failure_of_run(result)
+    outcome.refused = code == REFUSED
+    if outcome.live_version is None:
+        outcome.live_version = runtime.live.live_version()
+    _say_what_is_live(outcome)
+    return outcome
 
 
 def _alert_failure(runtime: Runtime, outcome: SyncResult, *, actor: str, reason: str) -> None:
@@ -176,10 +176,14 @@ def _alert_failure(runtime: Runtime, outcome: SyncResult, *, actor: str, reason:
                      step=outcome.stage, run_id=run_id))
 
 
-def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, run_id: str, **kwargs: object
-             ) -> dg.ExecuteInProcessResult:
+def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, outcome: SyncResult, **kwargs: object
+             ) -> dg.JobExecutionResult:
+    """Run `job` in process under a new run id, recorded in `outcome.run_ids` before it starts: an ordinary run of
+    the instance, which the UI re-executes and shows on its timeline (`instance_run`)."""
+    outcome.run_ids.append(run_id := str(uuid.uuid4()))
     with embedded_instance_tuned(instance, run_id):
-        return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
+        return execute_as_instance_run(job.name, instance, env=SETTINGS_AT_LOAD.env.value, run_id=run_id,
+                                       **kwargs)  # type: ignore[arg-type]
 
 
 def _say_what_is_live(outcome: SyncResult) -> None:
@@ -193,7 +197,7 @@ def _say_what_is_live(outcome: SyncResult) -> None:
         outcome.error = f"{said}. Live is unchanged ({outcome.live_version or 'no version yet'})."
 
 
-def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+def _interrupted(result: dg.JobExecutionResult) -> bool:
     """Whether a run ended because it was interrupted (SIGINT/SIGTERM, or terminated), not because it failed."""
     if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
         return True

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from reval_assets.domain.designated_bodies import DESIGNATED_BODY_PATTERN, PROD_CODES, STAGE_CODES
 from reval_assets.domain.enums import Environment
+from reval_assets.errors import RevalError
 
 # The designated bodies each environment knows, unless REVAL_DESIGNATED_BODIES says otherwise.
 DEFAULT_DESIGNATED_BODIES: dict[Environment, tuple[str, ...]] = {
@@ -19,8 +20,11 @@ DEFAULT_DESIGNATED_BODIES: dict[Environment, tuple[str, ...]] = {
 }
 
 
-class SettingsError(ValueError):
-    pass
+class SettingsError(RevalError, ValueError):
+    kind = "configuration"
+
+    def explained(self) -> str:
+        return f"configuration: {self}"
 
 
 @dataclass(frozen=True)

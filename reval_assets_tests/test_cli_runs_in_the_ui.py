@@ -63,3 +63,17 @@ def test_the_ui_shows_cli_runs_on_its_timeline_and_re_executes_them(tmp_path: Pa
     status = reval(env, "status")
     assert status["live_version"] not in (synced["version"], blocked["version"])
     assert status["rows"] == synced["rows"]
+
+
+def test_a_blocked_releases_run_failure_says_what_the_cli_says(reval_env: Path) -> None:
+    env = reval_environ(reval_env)
+    reval(env, "sync", "--reason", "a good export")
+    blocked = reval(reval_environ(reval_env, REVAL_FAULTS="mapping_break"), "sync", "--reason", "a broken export",
+                    expect=3)
+    with dg.DagsterInstance.from_config(str(reval_env / "dagster")) as instance:
+        failures = [e.dagster_event.step_failure_data for e in instance.all_logs(blocked["run_ids"][-1])
+                    if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"]
+    [failure] = failures
+    assert failure.user_failure_data.description == blocked["error"]
+    assert "Live is unchanged" in blocked["error"] and "Next: `reval diff" in blocked["error"]
+    assert failure.user_failure_data.metadata["reval/exit_code"].value == 3

@@ -34,6 +34,7 @@ from reval_assets.dagster_home import dagster_home
 from reval_assets.domain.schemas import ENTITIES
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.steps import build_batch, land, land_batch, stage_candidate
+from reval_assets.run import PID_TAG
 from reval_assets.settings import Settings
 from reval_assets.sources.synthetic import SyntheticSource
 from reval_assets.store.live import ConcurrentPublishError, LiveStore
@@ -167,7 +168,7 @@ def _step_at_death(box: Sandbox, ran: Ran) -> str:
     since = datetime.fromtimestamp(ran.wall_started - 1, UTC)
     try:
         started = [(record.timestamp, record.step_key)
-                   for run in instance.get_runs(dg.RunsFilter(tags={"reval/pid": str(ran.pid)}, created_after=since))
+                   for run in instance.get_runs(dg.RunsFilter(tags={PID_TAG: str(ran.pid)}, created_after=since))
                    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)]
     finally:
         instance.dispose()
@@ -341,7 +342,7 @@ def test_terminating_the_dagster_run_stops_it_marks_it_canceled_and_leaves_live_
         instance = dg.DagsterInstance.from_config(str(dagster_home(Settings.from_env(box.env()))))
         try:
             runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
-                                                   tags={"reval/pid": str(proc.pid)}))
+                                                   tags={PID_TAG: str(proc.pid)}))
             assert len(runs) == 1, runs
             instance.report_run_canceling(runs[0], message="terminated by test_reliability")
             proc.send_signal(signal.SIGTERM)
@@ -370,7 +371,7 @@ def _materializations(box: Sandbox, ran: Ran) -> dict[str, dict]:
     since = datetime.fromtimestamp(ran.wall_started - 1, UTC)
     try:
         found: dict[str, dict] = {}
-        for run in instance.get_runs(dg.RunsFilter(tags={"reval/pid": str(ran.pid)}, created_after=since)):
+        for run in instance.get_runs(dg.RunsFilter(tags={PID_TAG: str(ran.pid)}, created_after=since)):
             for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
                 materialization = record.dagster_event.event_specific_data.materialization
                 found[materialization.asset_key.to_user_string()] = {

@@ -4,6 +4,8 @@
 import dagster as dg
 
 from reval_assets.assets.common import (
+    OWNERS,
+    TAGS,
     batch_partitions,
     batches_of,
     batches_to_land,
@@ -12,6 +14,8 @@ from reval_assets.assets.common import (
     run_group,
     writing,
 )
+from reval_assets.assets.failures import translated
+from reval_assets.assets.io_manager import SNAPSHOT_IO_MANAGER
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, RAW_SPECS
 from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.room import require_room
@@ -36,7 +40,8 @@ _ENTITY_TEXT = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(name, group_name="raw", description=describe(f"Raw {text}, validated, one file per batch."),
-                     kinds={"parquet"})
+                     kinds={"parquet"}, owners=OWNERS, tags=TAGS,
+                     metadata={"dagster/column_schema": column_schema(RAW_SPECS[name].schema, name)})
         for name, text in _RAW_TEXT.items()
     ],
     partitions_def=batch_partitions,
@@ -45,10 +50,15 @@ _ENTITY_TEXT = {
 )
 def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
     """Read the source once (cached by content), quarantine bad records, write this run's batches."""
+    with translated(context):
+        yield from _raw_inputs(context, reval)
+
+
+def _raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
     runtime = reval.runtime()
     batches = batches_of(context)
     wanted = batches_to_land(context, runtime.settings.batches)
-    with writing(runtime, "land the source"):
+    with writing(runtime, "land the source", context):
         require_room(runtime)
         landing = land(runtime.source(), runtime.snapshots, runtime.settings.batches, only=wanted)
         refs = {b: land_batch(runtime.snapshots, landing, b) for b in batches}
@@ -59,7 +69,7 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
             asset_key=name,
             metadata={
                 "dagster/row_count": sum(f.rows for f in files),
-                "dagster/column_schema": column_schema(RAW_SPECS[name].schema),
+                "dagster/column_schema": column_schema(RAW_SPECS[name].schema, name),
                 "source": landing.source,
                 "read_as": landing.details.get(name, {}).get("read_as") or "not recorded",
                 "origin": landing.details.get(name, {}).get("origin") or "not recorded",  # file, or live system
@@ -76,7 +86,9 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(entity, group_name="entities", description=describe(f"{entity}: {text}."),
-                     deps=list(RAW_SPECS), kinds={"parquet"})
+                     deps=list(RAW_SPECS), kinds={"parquet"}, owners=OWNERS, tags=TAGS,
+                     metadata={"dagster/column_schema": column_schema(ENTITY_SPECS[entity].schema, entity)},
+                     ).with_io_manager_key(SNAPSHOT_IO_MANAGER)  # loads them: load_asset_value, downstream inputs
         for entity, text in _ENTITY_TEXT.items()
     ],
     partitions_def=batch_partitions,
@@ -85,9 +97,14 @@ def raw_inputs(context: dg.AssetExecutionContext, reval: RevalResource):
 )
 def entities(context: dg.AssetExecutionContext, reval: RevalResource):
     """Build each batch's entities and write them as immutable snapshot files; each head names its run group."""
+    with translated(context):
+        yield from _entities(context, reval)
+
+
+def _entities(context: dg.AssetExecutionContext, reval: RevalResource):
     runtime = reval.runtime()
     group = run_group(context.run, context.instance)
-    with writing(runtime, "build batches"):
+    with writing(runtime, "build batches", context):
         live = live_manifest(runtime)  # the doctors a batch's GMC records lack are carried forward from it
         builds = map_in_threads(lambda b: build_batch(runtime.snapshots, b, run_group=group, live=live),
                                 batches_of(context))
@@ -98,7 +115,7 @@ def entities(context: dg.AssetExecutionContext, reval: RevalResource):
             asset_key=entity,
             metadata={
                 "dagster/row_count": sum(f.rows for f in files),
-                "dagster/column_schema": column_schema(ENTITY_SPECS[entity].schema),
+                "dagster/column_schema": column_schema(ENTITY_SPECS[entity].schema, entity),
                 "batches_written": len(files) - reused,
                 "batches_reused": reused,
                 **(_carried_metadata(builds) if entity == "doctors" else {}),

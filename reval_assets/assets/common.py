@@ -9,14 +9,18 @@ import dagster as dg
 import pyarrow as pa
 import sqlalchemy as sa
 
+from reval_assets.domain.schemas import column_description
+from reval_assets.errors import RevalError
 from reval_assets.pipeline import room
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.settings import Settings
-from reval_assets.store.writer_lock import StoreBusy
 
 SETTINGS_AT_LOAD = Settings.from_env()
 ENV_LABEL = SETTINGS_AT_LOAD.env.value.upper()
 SYNC_POOL = "reval_sync"
+# On every asset, so the catalog can be filtered by who answers for it and by domain (kinds say the storage).
+OWNERS = ["team:revalidation-data"]
+TAGS = {"domain": "revalidation"}
 
 batch_partitions = dg.StaticPartitionsDefinition(SETTINGS_AT_LOAD.partition_keys)
 
@@ -43,8 +47,8 @@ def batches_to_land(context: dg.AssetExecutionContext, batches: int) -> list[int
     except ValueError:
         others = {-1}
     if not others <= set(range(batches)):
-        raise dg.Failure(description=f"run tag {SYNC_BATCHES_TAG}={tagged!r}: expected batch numbers from 0 to "
-                                     f"{batches - 1}, like 0,5,9; remove the tag to land only this run's batches")
+        raise RevalError(f"run tag {SYNC_BATCHES_TAG}={tagged!r}: expected batch numbers from 0 to {batches - 1}, "
+                         "like 0,5,9; remove the tag to land only this run's batches")
     return sorted(others | set(batches_of(context)))
 
 
@@ -69,9 +73,10 @@ def run_group(run: dg.DagsterRun, instance: dg.DagsterInstance) -> str:
     return f"run {run.run_id}"
 
 
-def column_schema(schema: pa.Schema) -> dg.TableSchema:
+def column_schema(schema: pa.Schema, table: str) -> dg.TableSchema:
+    """The table's columns for the catalog, each described from `domain.schemas.COLUMN_DESCRIPTIONS`."""
     return dg.TableSchema(columns=[
-        dg.TableColumn(name=f.name, type=str(f.type),
+        dg.TableColumn(name=f.name, type=str(f.type), description=column_description(table, f.name),
                        constraints=dg.TableColumnConstraints(nullable=f.nullable))
         for f in schema
     ])
@@ -82,17 +87,22 @@ def actor_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     return tags.get("dagster/user") or tags.get("reval/actor") or "dagster"
 
 
+def _run_started(context: dg.AssetExecutionContext | None) -> float | None:
+    """When the step's run started, with the second of margin `room.started` gives (None if unknown)."""
+    record = context.instance.get_run_record_by_id(context.run.run_id) if context is not None else None
+    return record.start_time - 1 if record is not None and record.start_time else None
+
+
 @contextmanager
-def writing(runtime: Runtime, action: str) -> Iterator[None]:
+def writing(runtime: Runtime, action: str, context: dg.AssetExecutionContext | None = None) -> Iterator[None]:
     """A step's writes, under the live store's writer lock; a busy store or a full disk fails the step with
-    what to do (a full disk after the sync has given back the files it wrote)."""
-    since = room.started()
+    what to do (a full disk after the sync has given back the files it wrote, in this step or, given the
+    `context`, in the earlier steps of its run); `failures.translated` says it."""
+    since = _run_started(context) or room.started()
     try:
         with runtime.live.writer_lock(action):
             yield
-    except (StoreBusy, room.DiskFull) as error:
-        raise dg.Failure(description=str(error)) from None
     except (OSError, sa.exc.OperationalError) as error:
         if not (room.is_disk_full(error) or "database or disk is full" in str(error)):
             raise
-        raise dg.Failure(description=room.give_back(runtime, since, error)) from None
+        raise room.DiskFull(room.give_back(runtime, since, error)) from None

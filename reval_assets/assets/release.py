@@ -12,19 +12,27 @@ import dagster as dg
 from pydantic import Field, create_model
 
 from reval_assets.alerts import Alert, send_alert, short_error
-from reval_assets.assets.common import SETTINGS_AT_LOAD, SYNC_POOL, actor_of, describe, run_group, writing
+from reval_assets.assets.common import (
+    OWNERS,
+    SETTINGS_AT_LOAD,
+    SYNC_POOL,
+    TAGS,
+    actor_of,
+    describe,
+    run_group,
+    writing,
+)
+from reval_assets.assets.failures import failure_of, translated
 from reval_assets.domain.schemas import ENTITIES
-from reval_assets.pipeline.guard import GuardRefused
+from reval_assets.errors import ReleaseBlocked, RevalError
 from reval_assets.pipeline.operations import check_candidate, guarded, publish
 from reval_assets.pipeline.room import require_room
 from reval_assets.pipeline.runtime import Runtime
-from reval_assets.pipeline.steps import MissingBatchError, batches_built_by, live_manifest, stage_candidate
+from reval_assets.pipeline.steps import batches_built_by, live_manifest, stage_candidate
 from reval_assets.quality.checks import CHECKS, CheckResult, drift_changes, parse_time
 from reval_assets.quality.thresholds import Thresholds
 from reval_assets.resources import RevalResource
 from reval_assets.settings import Settings
-from reval_assets.store.live import PublishError
-from reval_assets.store.snapshots import CorruptFileError
 
 
 class _ThresholdsConfigBase(dg.Config):
@@ -90,6 +98,8 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of functi
     pool=SYNC_POOL,
     backfill_policy=ONE_RUN,
     kinds={"sql"},
+    owners=OWNERS,
+    tags=TAGS,
     description=describe(
         "A staged version: manifest of every entity x batch file, loaded beside live (not live). The batches this "
         "run or its backfill built (or config fresh_batches) are fresh, every other batch is live's, as with "
@@ -100,8 +110,10 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of functi
     ],
 )
 def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
-    with _alert_on_failure(context, "release_candidate", config.reason):
-        yield from _stage_and_check(context, config, reval)
+    with _alert_on_failure(context, "release_candidate", config.reason), translated(context):
+        blocked = yield from _stage_and_check(context, config, reval)
+    if blocked is not None:  # not alerted as a failure: check_candidate alerted on the block
+        raise failure_of(blocked)  # the run's failure says what `reval sync` says, not only which checks failed
 
 
 def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
@@ -109,16 +121,13 @@ def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig,
     try:
         thresholds = config.thresholds.to_thresholds(config.allow_drift_reason)
     except ValueError as error:
-        raise dg.Failure(description=f"release_candidate config: {error}") from None
+        raise RevalError(f"release_candidate config: {error}") from None
     fresh = _fresh_batches(context, config, runtime)
-    try:
-        with writing(runtime, "stage and check a candidate"):
-            require_room(runtime)
-            candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason,
-                                        run_id=context.run.run_id, fresh_batches=fresh)
-            results = check_candidate(runtime, candidate.manifest, thresholds)
-    except (MissingBatchError, CorruptFileError) as error:
-        raise dg.Failure(description=str(error)) from None
+    with writing(runtime, "stage and check a candidate", context):
+        require_room(runtime)
+        candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason,
+                                    run_id=context.run.run_id, fresh_batches=fresh)
+        results = check_candidate(runtime, candidate.manifest, thresholds)
     manifest = candidate.manifest
     rows = manifest.rows()
     metadata: dict = {
@@ -151,6 +160,8 @@ def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig,
             description=result.description,
             metadata=_check_metadata(manifest.version, result),
         )
+    failed = [(r.name, r.description) for r in results if not r.passed and r.blocking]
+    return ReleaseBlocked(failed, live=manifest.parent, version=manifest.version) if failed else None
 
 
 def _fresh_batches(context: dg.AssetExecutionContext, config: CandidateConfig, runtime: Runtime) -> list[int] | None:
@@ -213,35 +224,46 @@ def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
     group_name="release",
     pool=SYNC_POOL,
     backfill_policy=ONE_RUN,
+    owners=OWNERS,
+    tags=TAGS,
     # A nightly sync that stopped publishing: live goes stale (a warning after a day, failing after two).
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=50), warn_window=timedelta(hours=26)),
     kinds={"sql"},
     description=describe("Publishes the candidate: views, live pointer and audit row in one transaction."),
 )
 def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
-    with _alert_on_failure(context, "live_release", config.reason, config.version):
+    with _alert_on_failure(context, "live_release", config.reason, config.version), translated(context):
         return _publish(context, config, reval)
 
 
 def _publish(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
     runtime = reval.runtime()
     version = config.version or runtime.live.candidate_for_run(context.run.run_id)
-    try:
-        if not version:  # in staging and prod the refusal comes first, whatever there is to publish
-            guarded(runtime, "publishing", None, actor_of(context), config.reason, config.confirm)
-            raise dg.Failure(description=_nothing_to_publish(runtime))
+    if not version:  # in staging and prod the refusal comes first, whatever there is to publish
+        guarded(runtime, "publishing", None, actor_of(context), config.reason, config.confirm)
+        raise RevalError(_nothing_to_publish(runtime))
+    if context.retry_number and runtime.live.live_version() == version:
+        # A retry after the repoint committed (a connection lost after its transaction): published once.
+        context.log.info(f"{version} was published by the attempt before this retry")
+    else:
         publish(runtime, version, actor=actor_of(context), reason=config.reason, confirm=config.confirm)
-    except (GuardRefused, PublishError, KeyError) as error:
-        raise dg.Failure(description=str(error)) from None
+    return dg.MaterializeResult(metadata=live_release_metadata(
+        runtime, version, published_by=actor_of(context), reason=config.reason))
+
+
+def live_release_metadata(runtime: Runtime, version: str, *, published_by: str, reason: str,
+                          **extra: object) -> dict:
+    """What live_release shows of the version live now: after a publish, and after a rollback (`jobs`)."""
     row = runtime.live.version(version) or {}
-    return dg.MaterializeResult(metadata={
+    return {
         "live_version": version,
+        **extra,
         "env": runtime.settings.env.value,
-        "published_by": actor_of(context),
-        "reason": config.reason,
+        "published_by": published_by,
+        "reason": reason,
         **{f"rows_{e}": row.get(f"rows_{e}") or 0 for e in ENTITIES},
         **_ages(runtime.snapshots.manifest(version).exported_at, "export"),  # how old the data now live is
-    })
+    }
 
 
 def _nothing_to_publish(runtime: Runtime) -> str:
@@ -268,6 +290,8 @@ def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str,
     """
     try:
         yield
+    except dg.RetryRequested:  # not failed yet: the step runs again
+        raise
     except Exception as error:
         _alert_failed(context, step, reason, version, error)
         raise

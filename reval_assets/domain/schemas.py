@@ -307,6 +307,73 @@ HIDDEN = EntitySpec(
     ),
 )
 
+# What each column of a raw input or entity holds, for people (the Dagster catalog's column descriptions). A column
+# means the same wherever it appears, except where a "<table>.<column>" entry says otherwise.
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "gmc_reference_number": "The doctor's GMC reference number (7 digits): their key in every input and entity",
+    "doctor_first_name": "First name (the GMC's where it has one, else TIS's)",
+    "doctor_last_name": "Last name (the GMC's where it has one, else TIS's)",
+    "submission_date": "The GMC's date for the doctor's next revalidation submission",
+    "date_added": "When the doctor was added to their designated body (GMC)",
+    "under_notice": "Whether the doctor is under notice for revalidation: Yes, No or On Hold (GMC)",
+    "sanction": "Any GMC sanction on the doctor",
+    "doctor_status": "The recommendation service's status of the doctor, where the record carries it",
+    "designated_body_code": "The designated body the doctor is connected to at the GMC; none when disconnected",
+    "gmc_last_updated": "When the GMC last changed the doctor's record",
+    "exists_in_gmc": "False when the GMC no longer returns the doctor (disconnected; kept with their history)",
+    "tis_person_id": "The doctor's person id in TIS (TCS)",
+    "programme_name": "Current training programme name(s) in TIS, joined with ' | '",
+    "membership_type": "Programme membership type in TIS (only with one current programme)",
+    "programme_owner": "The local office that owns the current programme in TIS",
+    "tis_designated_body_code": "The designated body TIS connects the doctor to",
+    "placement_grade": "Current placement grade(s) in TIS",
+    "membership_start_date": "Start of the current programme membership (TIS)",
+    "membership_end_date": "End of the current programme membership (TIS)",
+    "curriculum_end_date": "The latest curriculum end date (TIS)",
+    "recommendation_id": "The recommendation's id (`derived-…` for a legacy record that had none)",
+    "recommendation_type": "REVALIDATE, DEFER or NON_ENGAGEMENT",
+    "recommendation_status": "Where the recommendation is in its workflow",
+    "gmc_outcome": "The GMC's decision on a submitted recommendation",
+    "gmc_submission_date": "The GMC submission due date the recommendation is for",
+    "actual_submission_date": "When the recommendation was submitted to the GMC",
+    "deferral_date": "The new submission date of a deferral",
+    "deferral_reason": "Why the revalidation was deferred",
+    "deferral_sub_reason": "The detail of the deferral reason",
+    "admin": "The admin who made the recommendation",
+    "new_designated_body_code": "The body the doctor is connected to after the change (none: disconnected)",
+    "previous_designated_body_code": "The body the doctor was connected to before the change",
+    "updated_by": "Who made the change (an admin, or the GMC sync)",
+    "request_time": "When the change was requested",
+    "request_type": "ADD or REMOVE; none for a change the GMC nightly sync wrote",
+    "response_code": "The GMC's response code to the request ('0': done)",
+    "connection_logs.reason": "The reason code or text given for the connection change",
+    "reason": "Why the admin hid the discrepancy",
+    "current_designated_body_code": "The doctor's GMC designated body when the discrepancy was hidden",
+    "programme_owner_designated_body_code": "The programme owner's designated body when it was hidden",
+    "hidden_for_designated_body_code": "The body whose list the discrepancy is hidden from",
+    "hidden_by": "The admin who hid the discrepancy",
+    "hidden_at": "When the discrepancy was hidden",
+    "hidden_until_date": "The last day it stays hidden; none: until it is shown again",
+    "gmc_status": "The GMC outcome of the doctor's latest recommendation",
+    "tis_status": "The recommendation status of the doctor (the service's own, else their latest recommendation's; "
+                  "not started without one)",
+    "last_updated": "When the GMC last changed the doctor's record",
+    "connection_status": "CONNECTED (the GMC returns the doctor with a designated body) or DISCONNECTED",
+    "last_connection_change": "When the doctor's connection last changed successfully",
+    "last_updated_by": "Who made that change",
+    "is_discrepancy": "The GMC and TIS designated bodies differ (or only one side has one)",
+}
+
+
+def column_description(table: str, column: str) -> str:
+    """`COLUMN_DESCRIPTIONS` of a table's column; KeyError for a column that has none."""
+    described = COLUMN_DESCRIPTIONS.get(f"{table}.{column}") or COLUMN_DESCRIPTIONS.get(column)
+    if described is None:
+        raise KeyError(f"column {column!r} of {table} has no entry in COLUMN_DESCRIPTIONS "
+                       "(reval_assets/domain/schemas.py): add what it holds")
+    return described
+
+
 # The doctor's fields mapped onto each of their recommendations (traineeInfo → the screen's recommendationInfo).
 MAPPED_TRAINEE_FIELDS: tuple[str, ...] = (
     "doctor_first_name",

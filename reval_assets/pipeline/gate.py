@@ -16,12 +16,15 @@ import uuid
 
 from sqlalchemy.engine import make_url
 
+from reval_assets.errors import RevalError
 from reval_assets.pipeline.guard import GuardRefused
 from reval_assets.pipeline.runtime import Runtime
 
 
-class StoreMismatch(Exception):
+class StoreMismatch(RevalError):
     """The live store, the snapshot home and the settings do not belong together; nothing was changed."""
+
+    kind = "store_mismatch"
 
 
 class CatalogLost(StoreMismatch):

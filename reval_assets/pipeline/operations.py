@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from reval_assets.alerts import Alert, announces, send_alert
 from reval_assets.domain.schemas import ENTITIES
-from reval_assets.pipeline.guard import GuardRefused, require_confirmation
+from reval_assets.errors import RevalError
+from reval_assets.pipeline.guard import guarded
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import Landing
 from reval_assets.quality.checks import (
@@ -28,7 +29,7 @@ from reval_assets.quality.checks import (
     run_checks,
 )
 from reval_assets.store.live import file_table, fingerprint
-from reval_assets.store.snapshots import VERSION_ID, FileRef, Manifest
+from reval_assets.store.snapshots import FileRef, Manifest
 
 STALE_SECONDS = 600  # a leftover younger than this may belong to a sync still running
 
@@ -92,20 +93,6 @@ def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds
                          checks=tuple(r.name for r in results if not r.passed and r.blocking),
                          actor=manifest.actor, reason=manifest.reason, run_id=manifest.run_id))
     return results
-
-
-def guarded(runtime: Runtime, action: str, version: str | None, actor: str, reason: str,
-             confirm: str | None) -> None:
-    """Refuse (and audit the refusal) without the typed confirmation. A refused id that is no version id of
-    ours is audited in the detail only: the catalog's version column holds generated ids."""
-    env = runtime.settings.env
-    try:
-        require_confirmation(env, confirm, action)
-    except GuardRefused as refusal:
-        ours = version if version is not None and VERSION_ID.match(version) else None
-        detail = {"action": action, "message": str(refusal), **({} if ours == version else {"given": version[:100]})}
-        runtime.live.audit("refuse", ours, actor, env.value, reason, detail)
-        raise
 
 
 def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> None:
@@ -246,8 +233,10 @@ def _table_problems(runtime: Runtime, manifest: Manifest) -> list[str]:
     return problems
 
 
-class GcError(ValueError):
+class GcError(RevalError, ValueError):
     """A gc that cannot go ahead as asked; nothing was deleted."""
+
+    kind = "gc"
 
 
 @dataclass(frozen=True)

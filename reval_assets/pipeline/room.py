@@ -16,14 +16,17 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from reval_assets.errors import RevalError
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import Landing
 
 RESERVE_BYTES = 64 * 2**20
 
 
-class DiskFull(Exception):
+class DiskFull(RevalError):
     """No room to write a sync; nothing was published."""
+
+    kind = "disk_full"
 
 
 def is_disk_full(error: BaseException) -> bool:

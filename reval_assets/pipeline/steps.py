@@ -20,10 +20,12 @@ from reval_assets.domain.conform import conform, rows_of_batches
 from reval_assets.domain.schemas import ENTITIES, QUARANTINE_SCHEMA, RAW_SPECS
 from reval_assets.domain.schemas import GMC_NUMBER as GMC
 from reval_assets.domain.summaries import InputSummary, LandingSummary
+from reval_assets.errors import RevalError
 from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
 from reval_assets.sources.base import Source, SourceError, WireInput, exported_at
+from reval_assets.spans import span
 from reval_assets.store.faults import fault_point
 from reval_assets.store.live import LoadReport
 from reval_assets.store.snapshots import FileRef, Manifest, SnapshotStore
@@ -34,8 +36,8 @@ RAW_GROUP = "raw"
 ENTITY_GROUP = "entities"
 
 
-class MissingBatchError(Exception):
-    pass
+class MissingBatchError(RevalError):
+    kind = "missing_batch"
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,10 @@ def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int, 
     """Conform one input's records of the `wanted` batches, write one file per batch; counts, details, quarantine."""
     spec = RAW_SPECS[name]
     records = wire.table if len(wanted) == batches else rows_of_batches(spec, wire.table, batches, wanted)
-    conformed = conform(spec, records, wire.origin)
-    parts = split_by_batch(conformed.table, batches)
+    with span("transforms_conform"):
+        conformed = conform(spec, records, wire.origin)
+    with span("transforms_split"):
+        parts = split_by_batch(conformed.table, batches)
     written = map_in_threads(lambda b: store.put_table(f"{RAW_GROUP}/{name}", b, parts[b]), wanted)
     counts = {"records": records.num_rows, "kept": conformed.table.num_rows,
               "quarantined": conformed.quarantined_records}
@@ -194,7 +198,8 @@ def build_batch(store: SnapshotStore, batch: int, run_group: str | None = None,
                                 f"{batch} first")
     raw = {name: store.read_table(FileRef.from_dict(ref)) for name, ref in body["refs"].items()}
     carried = _carried(store, raw["gmc_doctors"], live, batch, body.get("landing"))
-    tables = build_entities(raw, carried)
+    with span("transforms_build"):
+        tables = build_entities(raw, carried)
     refs: dict[str, FileRef] = {}
     reused: dict[str, bool] = {}
     for entity in ENTITIES:

@@ -9,10 +9,13 @@ from typing import Protocol
 import pyarrow as pa
 
 from reval_assets.domain.schemas import RECORD_COLUMN, RawSpec
+from reval_assets.errors import RevalError
 
 
-class SourceError(Exception):
+class SourceError(RevalError):
     """Input that cannot be read at all; the message names the file, record and field."""
+
+    kind = "bad_source"
 
     def __init__(self, message: str, *, file: str | None = None, record: int | None = None, field: str | None = None):
         where = ", ".join(
@@ -24,8 +27,13 @@ class SourceError(Exception):
             )
             if part
         )
-        super().__init__(f"{message} ({where})" if where else message)
+        super().__init__(f"{message} ({where})" if where else message,
+                         metadata={k: v for k, v in (("file", file), ("record", record), ("field", field)) if v})
         self.file, self.record, self.field = file, record, field
+
+    def explained(self) -> str:
+        return (f"bad source: {self}. Fix the export (or REVAL_SOURCE_DIR) and run `reval sync` again; live is "
+                "unchanged.")
 
 
 @dataclass(frozen=True)

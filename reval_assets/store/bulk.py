@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.engine import URL, make_url
 
+from reval_assets.spans import timed
 from reval_assets.store.files import private_file
 
 SAFE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -84,6 +85,7 @@ def adbc_connection(url: str | URL) -> Iterator[object]:
             pass
 
 
+@timed("staging_load")
 def load_table(cursor: object, dialect: str, table: str, data: pa.Table) -> None:
     """Create `table` with types from `data`'s schema and bulk-load it."""
     cursor.execute(create_table_sql(dialect, table, data.schema))

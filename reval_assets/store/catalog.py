@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from reval_assets.domain.schemas import ENTITIES
+from reval_assets.errors import RevalError
 from reval_assets.store.snapshots import UnknownVersionError
 from reval_assets.store.views import LATER_ENTITIES
 
@@ -93,8 +94,10 @@ file_tables = sa.Table(
 )
 
 
-class PublishError(Exception):
+class PublishError(RevalError):
     """A publish or rollback that cannot go ahead; live is unchanged."""
+
+    kind = "publish"
 
 
 class ConcurrentPublishError(PublishError):

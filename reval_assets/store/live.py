@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 from reval_assets.domain.enums import VersionStatus
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.parallel import map_in_threads
+from reval_assets.spans import span
 from reval_assets.store.bulk import adbc_connection, dialect_of, identifier, load_table
 from reval_assets.store.catalog import (
     ConcurrentPublishError,
@@ -170,8 +171,9 @@ class LiveStore(PublishMixin, GarbageCollectMixin):
             for name, (entity, ref) in tables:
                 data: pa.Table = read(ref).cast(ENTITY_SPECS[entity].schema)
                 load_table(cursor, self.dialect, name, data)
-                for i, column in enumerate(ENTITY_SPECS[entity].indexed):
-                    cursor.execute(f"CREATE INDEX {identifier(f'{name}_{i}')} ON {name} ({identifier(column)})")
+                with span("index_build"):
+                    for i, column in enumerate(ENTITY_SPECS[entity].indexed):
+                        cursor.execute(f"CREATE INDEX {identifier(f'{name}_{i}')} ON {name} ({identifier(column)})")
                 cursor.execute(
                     f"INSERT INTO reval_file_tables (table_name, entity, sha256, rows) "
                     f"VALUES ('{name}', '{identifier(entity)}', '{_hex(ref.sha256)}', {int(data.num_rows)})"

@@ -29,14 +29,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reval_assets.domain.summaries import LandingSummary
+from reval_assets.errors import CORRUPT, UNKNOWN_VERSION, RevalError
 from reval_assets.parallel import map_in_threads
+from reval_assets.spans import timed
 from reval_assets.store.files import atomic_write, new_private_dir
 
 VERSION_ID = re.compile(r"^v\d{8}_\d{6}_[0-9a-f]{6}$")
 
 
-class CorruptFileError(Exception):
+class CorruptFileError(RevalError):
     """A snapshot file is missing or its bytes no longer match the sha256 recorded for it."""
+
+    exit_code, kind = CORRUPT, "corrupt"
 
     def __init__(self, path: Path, problem: str):
         super().__init__(f"{path}: {problem}. Run `reval verify` to list every damaged file; "
@@ -44,7 +48,9 @@ class CorruptFileError(Exception):
         self.path = path
 
 
-class UnknownVersionError(KeyError):
+class UnknownVersionError(RevalError, KeyError):
+    exit_code, kind = UNKNOWN_VERSION, "unknown_version"
+
     def __str__(self) -> str:
         return f"unknown version {self.args[0]!r}; `reval versions` lists the retained ones"
 
@@ -185,6 +191,7 @@ class SnapshotStore:
         new_private_dir(self.root)
 
     # -- files -------------------------------------------------------------------------
+    @timed("snapshot_write")
     def put_table(self, kind: str, batch: int, table: pa.Table, *, keep: bool = False) -> tuple[FileRef, bool]:
         """Store `table` as an immutable file; returns its ref and whether it already existed.
 
@@ -204,6 +211,7 @@ class SnapshotStore:
             _RECENT.put(sha, table)
         return ref, existed  # existed: written before, complete and intact (by checksum), reused
 
+    @timed("snapshot_read")
     def read_table(self, ref: FileRef, *, verify: bool = True) -> pa.Table:
         """The file's table; `verify` checks the bytes on disk against the sha256 first. Unverified
         reads of a table this process wrote with `keep=True` are served from memory."""
@@ -242,6 +250,7 @@ class SnapshotStore:
         schema = first.schema if first is not None else self._parquet_file(refs[0]).schema_arrow
         return LazyTable(schema, tuple(ref.rows for ref in refs), tuple(reader(ref) for ref in refs))
 
+    @timed("snapshot_read")
     def read_bytes(self, ref: FileRef) -> bytes:
         """The file's bytes, after checking them against the recorded sha256."""
         path = self.root / ref.path

@@ -23,13 +23,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from reval_assets.errors import RevalError
+
 # pg_try_advisory_lock(bigint): a constant of ours, the same in every process ("reval" in ASCII).
 ADVISORY_KEY = 0x726576616C
 _APP_PREFIX = "reval writer: "
 
 
-class StoreBusy(Exception):
+class StoreBusy(RevalError):
     """Another process holds the store's writer lock; nothing was changed."""
+
+    kind = "store_busy"
 
     def __init__(self, holder: str):
         super().__init__(f"another sync, publish, rollback or gc is running on this live store ({holder}); wait for "
