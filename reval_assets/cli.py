@@ -3,6 +3,9 @@
 Every command takes `--json` (one JSON object on stdout, nothing else there). Exit codes
 follow the contract: 0 ok, 1 other failure, 2 unknown version, 3 blocked by a check,
 4 refused by the environment guard, 5 corrupt files; a usage error is EX_USAGE (64), outside it.
+
+Over 400 lines on purpose: it is the command's eleven subcommands, each a short click function that only
+parses, calls `pipeline.operations` and prints, side by side so their options and messages agree.
 """
 
 from __future__ import annotations
