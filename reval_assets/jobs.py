@@ -4,7 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
-from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, actor_of
+from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, OperatorConfig, actor_of
 from reval_assets.assets.failures import translated
 from reval_assets.assets.release import live_release_metadata
 from reval_assets.domain.schemas import ENTITIES, RAW_SPECS
@@ -62,7 +62,7 @@ def new_export(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.Skip
     return dg.SensorResult(run_requests=[request], cursor=outcome.watch.cursor())
 
 
-class RollbackConfig(dg.Config):
+class RollbackConfig(OperatorConfig):
     version: str = Field(description="The version to make live again (see `reval versions`).")
     reason: str = Field(description="Why; recorded in the audit log.")
     confirm: str = Field(default="", description="In staging and prod, type the environment's name to proceed.")
@@ -71,20 +71,20 @@ class RollbackConfig(dg.Config):
 @dg.op(description=f"[{ENV_LABEL}] Re-point live to a retained version in one transaction.")
 def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, reval: RevalResource) -> None:
     with translated(context, retry=False):
-        runtime = reval.runtime(partitioned=False)
-        previous = operations.rollback(runtime, config.version, actor=actor_of(context), reason=config.reason,
-                                       confirm=config.confirm)
+        runtime, who = reval.runtime(partitioned=False), actor_of(context, config.operator)
+        previous = operations.rollback(runtime, config.version, actor=who.name, reason=config.reason,
+                                       confirm=config.confirm, named=who.named)
         context.log.info(f"live is now {config.version} (was {previous})")
         # Shown on the live_release asset, so the UI says which version is live after a rollback too.
         context.log_event(dg.AssetMaterialization(
             asset_key="live_release",
             description=f"rolled back from {previous} to {config.version}",
-            metadata=live_release_metadata(runtime, config.version, published_by=actor_of(context),
+            metadata=live_release_metadata(runtime, config.version, published_by=who.name,
                                            reason=config.reason, previous=str(previous)),
         ))
 
 
-class GcConfig(dg.Config):
+class GcConfig(OperatorConfig):
     keep: int = Field(ge=0, description="How many most recently published versions to keep (plus live and pinned).")
     dry_run: bool = Field(default=False, description="Only report what would be deleted.")
     confirm: str = Field(default="", description="In staging and prod, type the environment's name to delete.")
@@ -92,9 +92,10 @@ class GcConfig(dg.Config):
 
 @dg.op(description=f"[{ENV_LABEL}] Delete versions, files and tables no retained version reaches.")
 def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource):
+    who = actor_of(context, config.operator)
     with translated(context, retry=False):
         report = operations.gc(reval.runtime(partitioned=False), keep=config.keep, dry_run=config.dry_run,
-                               actor=actor_of(context), confirm=config.confirm)
+                               actor=who.name, confirm=config.confirm, named=who.named)
     context.log.info(f"gc: {report}")
     yield dg.Output(None, metadata={
         "dry_run": config.dry_run,

@@ -272,8 +272,8 @@ def metadata_row(page, key: str):
     return page.get_by_role("row").filter(has=page.get_by_text(key, exact=True)).first
 
 
-def launch_rollback(page, ui: DagsterUI, location: str, version: str, reason: str) -> None:
-    """Type the rollback job's config into the launchpad's editor and launch it; returns the run id."""
+def launch_rollback(page, ui: DagsterUI, location: str, version: str, reason: str, **more: str) -> None:
+    """Type the rollback job's config (and `more` fields, e.g. confirm) into the launchpad's editor."""
     page.goto(f"{ui.url}/locations/{location}/jobs/rollback/playground")
     editor = page.locator(".CodeMirror").first
     editor.wait_for()
@@ -281,8 +281,9 @@ def launch_rollback(page, ui: DagsterUI, location: str, version: str, reason: st
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
     # insert_text types no keys, so the editor's auto-indent and bracket closing cannot reshape the YAML
-    page.keyboard.insert_text(f"ops:\n  rollback_op:\n    config:\n      version: {version}\n"
-                              f"      reason: {reason}\n")
+    fields = {"version": version, "reason": reason, **more}
+    page.keyboard.insert_text("ops:\n  rollback_op:\n    config:\n"
+                              + "".join(f"      {key}: {value}\n" for key, value in fields.items()))
     page.get_by_text("No errors").wait_for()
 
 
@@ -419,12 +420,13 @@ def test_operator_backfills_everything_sees_checks_pass_and_rolls_back_from_the_
 
 
 @pytest.mark.timeout(900)
-def test_prod_ui_launch_without_confirmation_is_refused_and_the_run_log_says_why(
+def test_prod_ui_launches_are_refused_until_confirmed_and_named_and_the_run_log_says_why(
         browser, screens: Screens, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     env = reval_environ(tmp_path / "reval-home", REVAL_ENV="prod")
-    live = reval(env, "sync", "--confirm", "prod", "--reason", "first prod publish")["version"]
+    earlier = reval(env, "sync", "--confirm", "prod", "--reason", "first prod publish")["version"]
+    live = reval(env, "sync", "--confirm", "prod", "--reason", "second prod publish")["version"]
     staged = reval(env, "sync", "--no-publish", "--reason", "staged, awaiting sign-off")["version"]
     workspace = ROOT / "deploy" / "workspace.prod.yaml"
     if not workspace.exists():
@@ -448,19 +450,30 @@ def test_prod_ui_launch_without_confirmation_is_refused_and_the_run_log_says_why
         expect(page.get_by_text("REFUSED: this is PROD").first).to_be_visible()
         screens.save(page, "prod-publish-refused", docs="prod-refused.png")
 
-        # Rolling back from the launchpad without `confirm: prod`.
-        launch_rollback(page, ui, "reval-PROD", live, "no confirmation given")
+        # Rolling back from the launchpad without `confirm: prod`, then without saying who is doing it.
+        launch_rollback(page, ui, "reval-PROD", earlier, "no confirmation given")
         run_id = click_launch_run(page)
         assert ui.wait_run(run_id) == "FAILURE"
         expect(page.get_by_text("REFUSED: this is PROD").first).to_be_visible()
         expect(page.get_by_text("confirm: prod").first).to_be_visible()
         screens.save(page, "prod-rollback-refused")
+        launch_rollback(page, ui, "reval-PROD", earlier, "nobody named", confirm="prod")
+        assert ui.wait_run(click_launch_run(page)) == "FAILURE"
+        expect(page.get_by_text("operator: <your name>").first).to_be_visible()
+        assert reval(env, "status")["live_version"] == live
+
+        # Confirmed and named: rolled back, and the audit says who did it.
+        launch_rollback(page, ui, "reval-PROD", earlier, "bad second publish", confirm="prod", operator="Alice Ward")
+        assert ui.wait_run(click_launch_run(page)) == "SUCCESS"
+        screens.save(page, "prod-rollback-named")
         page.close()
+    now = reval(env, "status")
+    assert now["live_version"] == earlier and now["published_by"] == "Alice Ward"
 
     # The UI most production users get: it shows everything and can launch nothing.
     with dagster_dev(env, workspace, "reval-PROD", screens.folder, read_only=True) as ui, screens.on_failure():
         page = open_page(browser, ui, screens, "/assets/live_release")
-        expect(metadata_row(page, "live_version")).to_contain_text(live)
+        expect(metadata_row(page, "live_version")).to_contain_text(earlier)
         expect(page.get_by_role("button", name=MATERIALIZE)).to_be_disabled()
         page.goto(f"{ui.url}/locations/reval-PROD/jobs/rollback")
         expect(page.get_by_role("tab", name="Launchpad")).to_be_disabled()
@@ -468,6 +481,6 @@ def test_prod_ui_launch_without_confirmation_is_refused_and_the_run_log_says_why
         page.close()
 
     now = reval(env, "status")
-    assert now["env"] == "prod" and now["live_version"] == live
+    assert now["env"] == "prod" and now["live_version"] == earlier
     versions = {v["version"]: v["status"] for v in reval(env, "versions")["versions"]}
-    assert versions == {live: "live", staged: "staged"}
+    assert versions == {earlier: "live", live: "retired", staged: "staged"}

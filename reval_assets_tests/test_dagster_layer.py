@@ -29,7 +29,8 @@ FULL_SYNC = defs.resolve_job_def("full_sync")
 RELEASE = [dg.AssetKey("release_candidate"), dg.AssetKey("live_release")]
 LIVE_RELEASE_ONLY = [dg.AssetKey("live_release")]
 ALL_KEYS = SETTINGS_AT_LOAD.partition_keys
-CONFIRM_PROD = {"live_release": {"config": {"confirm": "prod"}}}
+OPERATOR = "Alice Ward"  # who a production launch from the UI says is doing it (`operator` in its config)
+CONFIRM_PROD = {"live_release": {"config": {"confirm": "prod", "operator": OPERATOR}}}
 
 pytestmark = pytest.mark.skipif(
     SETTINGS_AT_LOAD.batches != 16, reason="these tests assume the default 16 batches (REVAL_BATCHES unset)"
@@ -298,6 +299,7 @@ def test_prod_publish_needs_the_typed_confirmation(
     assert not refused.success
     [message] = failure_messages(refused)
     assert message.startswith("REFUSED") and "PROD" in message and "confirm: prod" in message
+    assert "operator: <your name>" in message  # both what is missing, in one message
     candidate = runtime.live.candidate_for_run(refused.run_id)
     assert candidate is not None and runtime.live.version(candidate)["status"] == "staged"
     assert runtime.live.live_version() is None
@@ -314,14 +316,22 @@ def test_prod_publish_needs_the_typed_confirmation(
     assert not wrong.success and failure_messages(wrong)[0].startswith("REFUSED")
     assert runtime.live.live_version() is None
 
-    named = {"live_release": {"config": {"confirm": "prod", "version": candidate}}}
+    unnamed = release(instance, selection=LIVE_RELEASE_ONLY,
+                      ops={"live_release": {"config": {"confirm": "prod", "version": candidate}}}, raise_on_error=False)
+    assert not unnamed.success and runtime.live.live_version() is None
+    [message] = failure_messages(unnamed)
+    assert message.startswith("REFUSED") and "operator: <your name>" in message and "--confirm" not in message
+
+    named = {"live_release": {"config": {"confirm": "prod", "version": candidate, "operator": f" {OPERATOR} "}}}
     confirmed = release(instance, selection=LIVE_RELEASE_ONLY, ops=named)
     assert confirmed.success
     assert runtime.live.live_version() == candidate
     metadata = materialized(confirmed)["live_release"][0].metadata
     assert metadata["live_version"].value == candidate and metadata["env"].value == "prod"
+    assert metadata["published_by"].value == OPERATOR
     assert_live_views_match_catalog(runtime, candidate)
-    assert audit_actions(runtime, candidate) == ["stage", "refuse", "refuse", "publish"]
+    assert audit_actions(runtime, candidate) == ["stage", "refuse", "refuse", "refuse", "publish"]
+    assert [r["actor"] for r in runtime.live.audit_rows() if r["action"] == "publish"] == [OPERATOR]
 
 
 def rollback_run(instance: dg.DagsterInstance, config: dict) -> dg.ExecuteInProcessResult:
@@ -347,7 +357,11 @@ def test_prod_rollback_needs_the_typed_confirmation(
     assert runtime.live.live_version() == second
     assert audit_actions(runtime, first)[-1] == "refuse"
 
-    done = rollback_run(instance, {"version": first, "reason": "bad data", "confirm": "prod"})
+    unnamed = rollback_run(instance, {"version": first, "reason": "bad data", "confirm": "prod"})
+    assert not unnamed.success and "operator: <your name>" in failure_messages(unnamed)[0]
+    assert runtime.live.live_version() == second and audit_actions(runtime, first)[-1] == "refuse"
+
+    done = rollback_run(instance, {"version": first, "reason": "bad data", "confirm": "prod", "operator": OPERATOR})
     assert done.success
     assert runtime.live.live_version() == first
     [event] = done.get_asset_materialization_events()
@@ -361,7 +375,9 @@ def test_prod_rollback_needs_the_typed_confirmation(
     latest = instance.get_latest_materialization_event(dg.AssetKey("live_release"))
     assert latest.asset_materialization.metadata["live_version"].value == first
 
-    unknown = rollback_run(instance, {"version": "v20000101_000000_abcdef", "reason": "x", "confirm": "prod"})
+    assert [r["actor"] for r in runtime.live.audit_rows() if r["action"] == "rollback"] == [OPERATOR]
+    unknown = rollback_run(instance, {"version": "v20000101_000000_abcdef", "reason": "x", "confirm": "prod",
+                                      "operator": OPERATOR})
     assert not unknown.success and "unknown version" in failure_messages(unknown)[0]
     assert runtime.live.live_version() == first
 
@@ -389,6 +405,29 @@ def test_gc_job_drops_versions_beyond_keep_and_reports(
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith("gc: ")]
     assert len(logged) == 1 and first in logged[0]
     assert_live_views_match_catalog(runtime, second)
+
+
+def test_staging_gc_from_dagster_is_refused_until_its_operator_is_named(
+    instance: dg.DagsterInstance, open_runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVAL_ENV", "staging")
+    runtime = open_runtime()
+    assert sync_batches(instance).success
+    publishing = {"live_release": {"config": {"confirm": "staging", "operator": OPERATOR}}}
+    first = runtime.live.candidate_for_run(release(instance, ops=publishing).run_id)
+    second = runtime.live.candidate_for_run(release(instance, ops=publishing).run_id)
+
+    def gc(**config: str) -> dg.ExecuteInProcessResult:
+        return defs.resolve_job_def("gc").execute_in_process(
+            instance=instance, run_config={**QUIET, "ops": {"gc_op": {"config": {"keep": 0, **config}}}},
+            raise_on_error=False)
+
+    refused = gc(confirm="staging")
+    assert not refused.success and "operator: <your name>" in failure_messages(refused)[0]
+    assert runtime.live.version(first) is not None
+    assert gc(confirm="staging", operator=OPERATOR).success
+    assert runtime.live.version(first) is None and runtime.live.live_version() == second
+    assert [r["actor"] for r in runtime.live.audit_rows() if r["action"] == "gc"] == [OPERATOR]
 
 
 def test_nightly_schedule_is_stopped_by_default_and_requests_every_batch(

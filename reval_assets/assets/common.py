@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dagster as dg
 import pyarrow as pa
 import sqlalchemy as sa
+from pydantic import Field
 
 from reval_assets.domain.schemas import column_description
 from reval_assets.errors import RevalError
@@ -82,9 +84,26 @@ def column_schema(schema: pa.Schema, table: str) -> dg.TableSchema:
     ])
 
 
-def actor_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
+class OperatorConfig(dg.Config):
+    """Config of a step that changes what admins see (publish, rollback, gc): who is doing it."""
+
+    operator: str = Field(
+        default="", description="Your name, recorded in the audit. Required in staging and prod when nothing "
+        "else names you (a launch from the UI); `reval` commands record their user, Dagster+ its signed-in one.")
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str  # what the audit records
+    named: bool  # false: a launch that names no one, audited as "dagster" (refused in staging and prod)
+
+
+def actor_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, operator: str = "") -> Actor:
+    """Dagster+'s signed-in user, else the config's `operator`, else the `reval/actor` tag (`reval sync`'s
+    user, the schedule, the sensor); else no one, audited as "dagster"."""
     tags = context.run.tags if context.run else {}
-    return tags.get("dagster/user") or tags.get("reval/actor") or "dagster"
+    name = tags.get("dagster/user") or operator.strip() or tags.get("reval/actor")
+    return Actor(name, named=True) if name else Actor("dagster", named=False)
 
 
 def _run_started(context: dg.AssetExecutionContext | None) -> float | None:

@@ -17,6 +17,7 @@ from reval_assets.assets.common import (
     SETTINGS_AT_LOAD,
     SYNC_POOL,
     TAGS,
+    OperatorConfig,
     actor_of,
     describe,
     run_group,
@@ -73,14 +74,14 @@ class CandidateConfig(dg.Config):
         default_factory=ThresholdsConfig, description="The blocking checks' thresholds, for this run only.")
 
 
-class PublishConfig(dg.Config):
+class PublishConfig(OperatorConfig):
     confirm: str = Field(
         default="",
         description="In staging and prod, type the environment's name (e.g. `prod`) to publish. Ignored in dev.",
     )
     reason: str = Field(default="published from Dagster", description="Recorded in the audit log.")
     version: str = Field(
-        default="", description="A staged candidate to publish; empty means this run's candidate, else the newest."
+        default="", description="A staged candidate to publish (`reval versions` lists them); empty: this run's own."
     )
 
 
@@ -125,7 +126,7 @@ def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig,
     fresh = _fresh_batches(context, config, runtime)
     with writing(runtime, "stage and check a candidate", context):
         require_room(runtime)
-        candidate = stage_candidate(runtime, actor=actor_of(context), reason=config.reason,
+        candidate = stage_candidate(runtime, actor=actor_of(context).name, reason=config.reason,
                                     run_id=context.run.run_id, fresh_batches=fresh)
         results = check_candidate(runtime, candidate.manifest, thresholds)
     manifest = candidate.manifest
@@ -232,23 +233,24 @@ def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
     description=describe("Publishes the candidate: views, live pointer and audit row in one transaction."),
 )
 def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
-    with _alert_on_failure(context, "live_release", config.reason, config.version), translated(context):
+    with _alert_on_failure(context, "live_release", config.reason, config.version, config.operator), \
+            translated(context):
         return _publish(context, config, reval)
 
 
 def _publish(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
-    runtime = reval.runtime()
+    runtime, who = reval.runtime(), actor_of(context, config.operator)
     version = config.version or runtime.live.candidate_for_run(context.run.run_id)
     if not version:  # in staging and prod the refusal comes first, whatever there is to publish
-        guarded(runtime, "publishing", None, actor_of(context), config.reason, config.confirm)
+        guarded(runtime, "publishing", None, who.name, config.reason, config.confirm, named=who.named)
         raise RevalError(_nothing_to_publish(runtime))
     if context.retry_number and runtime.live.live_version() == version:
         # A retry after the repoint committed (a connection lost after its transaction): published once.
         context.log.info(f"{version} was published by the attempt before this retry")
     else:
-        publish(runtime, version, actor=actor_of(context), reason=config.reason, confirm=config.confirm)
+        publish(runtime, version, actor=who.name, reason=config.reason, confirm=config.confirm, named=who.named)
     return dg.MaterializeResult(metadata=live_release_metadata(
-        runtime, version, published_by=actor_of(context), reason=config.reason))
+        runtime, version, published_by=who.name, reason=config.reason))
 
 
 def live_release_metadata(runtime: Runtime, version: str, *, published_by: str, reason: str,
@@ -282,7 +284,8 @@ def _diff_markdown(parent: str, changes: dict[str, dict[str, int]]) -> str:
 
 
 @contextmanager
-def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str, version: str = "") -> Iterator[None]:
+def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str, version: str = "",
+                      operator: str = "") -> Iterator[None]:
     """A release step that fails sends a `failed` alert (`reval_assets.alerts`), then fails as before.
 
     In the step itself, so a run from the UI, the schedule, a sensor or `reval sync` alerts alike. A blocked
@@ -293,11 +296,12 @@ def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str,
     except dg.RetryRequested:  # not failed yet: the step runs again
         raise
     except Exception as error:
-        _alert_failed(context, step, reason, version, error)
+        _alert_failed(context, step, reason, version, error, operator)
         raise
 
 
-def _alert_failed(context: dg.AssetExecutionContext, step: str, reason: str, version: str, error: Exception) -> None:
+def _alert_failed(context: dg.AssetExecutionContext, step: str, reason: str, version: str, error: Exception,
+                  operator: str) -> None:
     run_id = context.run.run_id
     env, live = SETTINGS_AT_LOAD.env.value, None
     try:  # what the catalog says now; the catalog may be what failed
@@ -311,5 +315,6 @@ def _alert_failed(context: dg.AssetExecutionContext, step: str, reason: str, ver
     except Exception:  # noqa: BLE001 - the alert goes out with what is known
         pass
     message = error.description if isinstance(error, dg.Failure) and error.description else error
-    send_alert(Alert("failed", env=env, version=version or None, live_version=live, actor=actor_of(context),
-                     reason=reason, error=short_error(message), step=step, run_id=run_id))
+    send_alert(Alert("failed", env=env, version=version or None, live_version=live,
+                     actor=actor_of(context, operator).name, reason=reason, error=short_error(message),
+                     step=step, run_id=run_id))

@@ -18,27 +18,33 @@ class GuardRefused(RevalError):
     exit_code, kind = REFUSED, "refused"
 
 
-def require_confirmation(env: Environment, confirm: str | None, action: str) -> None:
-    if not env.needs_confirmation or Environment.spelled(confirm) == env.value:
+def require_confirmation(env: Environment, confirm: str | None, action: str, *, named: bool = True) -> None:
+    """In staging and prod: the environment typed by name, and (`named`) someone the audit can name; a Dagster
+    launch from the UI names no one unless its config's `operator` does."""
+    confirmed = Environment.spelled(confirm) == env.value
+    if not env.needs_confirmation or (confirmed and named):
         return
-    given = f" (got {confirm!r})" if confirm else ""
-    raise GuardRefused(
-        f"REFUSED: this is {env.value.upper()}; {action} changes what every admin sees. "
-        f"Nothing was changed. To go ahead, confirm the environment by name{given}: "
-        f"`--confirm {env.value}` on the command line, or `confirm: {env.value}` in the Dagster run config."
-    )
+    needs = []
+    if not confirmed:
+        given = f" (got {confirm!r})" if confirm else ""
+        needs.append(f"confirm the environment by name{given}: `--confirm {env.value}` on the command line, or "
+                     f"`confirm: {env.value}` in the Dagster run config")
+    if not named:
+        needs.append("say who you are, for the audit: `operator: <your name>` in the Dagster run config")
+    raise GuardRefused(f"REFUSED: this is {env.value.upper()}; {action} changes what every admin sees. "
+                       f"Nothing was changed. To go ahead, {'; and '.join(needs)}.")
 
 
 def guarded(runtime: Runtime, action: str, version: str | None, actor: str, reason: str, confirm: str | None,
-            *, audited_as: str | None = None) -> None:
+            *, audited_as: str | None = None, named: bool = True) -> None:
     """Refuse without the typed confirmation, and audit the refusal: the one place a refusal is audited
     (`reval sync`, publish, rollback and gc, from the command or from Dagster). `audited_as` names the action
     in the audit detail when it is not `action` (`reval sync` refuses "publishing" as "sync"). A refused id
     that is no version id of ours is audited in the detail only: the catalog's version column holds
-    generated ids."""
+    generated ids. `named` false: `actor` is no one's name (a UI launch without `operator`), refused too."""
     env = runtime.settings.env
     try:
-        require_confirmation(env, confirm, action)
+        require_confirmation(env, confirm, action, named=named)
     except GuardRefused as refusal:
         ours = version if version is not None and VERSION_ID.match(version) else None
         detail = {"action": audited_as or action, "message": str(refusal),

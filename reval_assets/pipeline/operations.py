@@ -95,18 +95,21 @@ def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds
     return results
 
 
-def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> None:
-    """Publish a staged candidate whose blocking checks passed (re-verified here, not trusted)."""
-    guarded(runtime, "publishing", version, actor, reason, confirm)
+def publish(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None,
+            named: bool = True) -> None:
+    """Publish a staged candidate whose blocking checks passed (re-verified here, not trusted). `named` false:
+    `actor` names no one (`guard.require_confirmation`)."""
+    guarded(runtime, "publishing", version, actor, reason, confirm, named=named)
     with runtime.live.writer_lock("publish"):
         runtime.live.publish(version, actor=actor, reason=reason, env=runtime.settings.env.value)
         _journal_repoint(runtime, "publish", version, actor, reason)
     _announce(runtime, "published", version, None, actor, reason)
 
 
-def rollback(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None) -> str | None:
+def rollback(runtime: Runtime, version: str, *, actor: str, reason: str, confirm: str | None = None,
+             named: bool = True) -> str | None:
     """Re-point live to a version that was live before, after checking its files are intact."""
-    guarded(runtime, "rolling back", version, actor, reason, confirm)
+    guarded(runtime, "rolling back", version, actor, reason, confirm, named=named)
     with runtime.live.writer_lock("rollback"):
         manifest = runtime.snapshots.manifest(version)
         for ref in manifest.all_files():
@@ -297,7 +300,7 @@ def _older_than(path: Path, seconds: float) -> bool:
 
 
 def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = "reval",
-       confirm: str | None = None, grace_seconds: float = STALE_SECONDS) -> dict:
+       confirm: str | None = None, grace_seconds: float = STALE_SECONDS, named: bool = True) -> dict:
     """Delete what `plan_gc` finds, under the store's writer lock (no sync, publish or rollback meanwhile).
 
     Each dropped version is audited in the transaction that drops it, so a gc killed half-way says
@@ -306,7 +309,7 @@ def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = 
     if keep < 0:
         raise GcError(f"--keep must be 0 or more (how many published versions to keep besides live), not {keep}")
     if not dry_run:
-        guarded(runtime, "deleting old versions (gc)", None, actor, f"gc keep={keep}", confirm)
+        guarded(runtime, "deleting old versions (gc)", None, actor, f"gc keep={keep}", confirm, named=named)
     with runtime.live.writer_lock("gc"):
         plan = plan_gc(runtime, keep, grace_seconds)
         bytes_freed = sum(p.stat().st_size for p in plan.files if p.exists())
