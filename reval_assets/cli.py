@@ -371,7 +371,9 @@ def gc(runtime: Runtime, *, as_json: bool, keep: int, dry_run: bool, confirm: st
     if not as_json:
         verb = "would drop" if dry_run else "dropped"
         out.print(f"{verb} {len(report['versions_dropped'])} versions, {report['files_deleted']} files "
-                  f"({report['bytes_freed']:,} bytes), {report['tables_dropped']} tables; "
+                  f"({report['bytes_freed']:,} bytes), {report['tables_dropped']} tables, "
+                  f"{report['evidence_folders_deleted']} GMC evidence folders "
+                  f"({report['evidence_bytes_freed']:,} bytes); "
                   f"kept {len(report['retained'])} versions")
     return report
 

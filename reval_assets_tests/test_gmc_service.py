@@ -148,7 +148,7 @@ def test_evidence_is_private_and_reads_back_as_the_same_rows(gmc: GmcServer, tmp
                                    "doctors; ")
     for body, answer in metadata.items():  # each body's answer, as the raw asset's metadata shows it
         assert f"{body}: {answer['doctors']:,} doctors, GMCRequestID {answer['gmc_request_id']}," in wire.read_as
-    assert wire.origin == f"GMC GetDoctorsForDB {gmc.url}"
+    assert wire.origin == f"GMC GetDoctorsForDB {gmc.url}, answers saved in {evidence}"  # gc keeps what it names
     export = _export_without_doctors(tmp_path / "export")
     shutil.copytree(evidence, export / "gmc")
     again = FileSource(export, designated_bodies=BODIES).extract()["gmc_doctors"].table

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 
 from reval_assets.settings import Settings, SettingsError
 from reval_assets.sources.base import Source
 from reval_assets.store.live import LiveStore
+from reval_assets.store.live_gc import EVIDENCE_FOLDER, EVIDENCE_NAME_FORMAT
 from reval_assets.store.snapshots import SnapshotStore
 
 
@@ -25,6 +27,11 @@ class Runtime:
     def live(self) -> LiveStore:
         return LiveStore(self.settings.live_url, create=not self.read_only)
 
+    @property
+    def evidence_root(self) -> Path:
+        """Where live GMC pulls keep their answers, a folder per pull (replayable; `reval gc` prunes them)."""
+        return self.settings.home / EVIDENCE_FOLDER
+
     def source(self) -> Source:
         """The configured source: synthetic or the export files, with GMC doctors pulled over SOAP when
         REVAL_GMC_URL is set and TIS trainees read from the TCS database when REVAL_TCS_URL is."""
@@ -35,7 +42,7 @@ class Runtime:
 
             client = GmcClient(settings.gmc_url, settings.gmc_username, settings.gmc_password,
                                timeout=settings.gmc_timeout)
-            evidence = settings.home / "gmc" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")  # replayable
+            evidence = self.evidence_root / datetime.now(UTC).strftime(EVIDENCE_NAME_FORMAT)
             source = GmcSoapSource(source, client, designated_bodies=settings.designated_bodies,
                                    evidence_dir=evidence)
         if settings.tcs_url:

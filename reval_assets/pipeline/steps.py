@@ -7,7 +7,9 @@ step killed at any instant leaves live untouched and the next run reuses what is
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,12 +27,13 @@ from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality import evidence
 from reval_assets.sources.base import Source, SourceError, WireInput, exported_at
+from reval_assets.sources.files import origins_of_records
 from reval_assets.spans import span
 from reval_assets.store.faults import fault_point
 from reval_assets.store.live import LoadReport
 from reval_assets.store.snapshots import FileRef, Manifest, SnapshotStore
 from reval_assets.transforms import build_entities
-from reval_assets.transforms.build import Carried, carry_forward
+from reval_assets.transforms.build import Carried, absent_doctors, carry_forward
 
 RAW_GROUP = "raw"
 ENTITY_GROUP = "entities"
@@ -163,7 +166,8 @@ def _land_input(store: SnapshotStore, name: str, wire: WireInput, batches: int, 
         details["landed_batches"] = wanted
     if name in evidence.DEPENDENT_INPUTS:
         details["unmatched"] = evidence.unmatched(name, conformed.table, doctors)
-    return {b: ref for b, (ref, _) in zip(wanted, written, strict=True)}, counts, details, conformed.quarantine
+    quarantine = origins_of_records(wire, conformed.quarantine)  # a record read from gmc/<DBC>.xml names it
+    return {b: ref for b, (ref, _) in zip(wanted, written, strict=True)}, counts, details, quarantine
 
 
 def land_batch(store: SnapshotStore, landing: Landing, batch: int) -> dict[str, FileRef]:
@@ -216,6 +220,8 @@ def _carried(store: SnapshotStore, gmc: pa.Table, live: Manifest | None, batch: 
     if live is None:
         return Carried(gmc)
     doctors = store.read_table(live.files["doctors"][batch])
+    if doctors.num_rows == 0 or absent_doctors(gmc, doctors).num_rows == 0:  # no need to read the quarantine
+        return carry_forward(gmc, doctors)
     return carry_forward(gmc, doctors, _quarantined_doctors(store, landing, live.batches, batch))
 
 
@@ -225,12 +231,39 @@ def _quarantined_doctors(store: SnapshotStore, landing: str | None, batches: int
     body = store.landing(landing) if landing else None
     if body is None:
         return pa.array([], pa.string())
-    quarantine = store.read_table(FileRef.from_dict(body["quarantine"]))
+    numbers = _QUARANTINED.numbers(store, FileRef.from_dict(body["quarantine"]))
+    return numbers.filter(pa.array(batch_of(numbers, batches) == batch))
+
+
+class _QuarantinedNumbers:
+    """Per quarantine file, the GMC numbers whose GMC record it holds: read once, however many batches ask.
+
+    A quarantine file is named by its sha256, so what it holds never changes; the few newest are kept
+    (a sync's batches share one landing's)."""
+
+    def __init__(self, kept: int = 4):
+        self._kept, self._lock = kept, threading.Lock()
+        self._numbers: OrderedDict[tuple[str, FileRef], pa.Array] = OrderedDict()
+
+    def numbers(self, store: SnapshotStore, ref: FileRef) -> pa.Array:
+        key = (str(store.root), ref)
+        with self._lock:  # the batches of a sync build in threads: one reads, the others wait for it
+            if key not in self._numbers:
+                self._numbers[key] = _gmc_numbers_quarantined(store.read_table(ref))
+                while len(self._numbers) > self._kept:
+                    self._numbers.popitem(last=False)
+            self._numbers.move_to_end(key)
+            return self._numbers[key]
+
+
+def _gmc_numbers_quarantined(quarantine: pa.Table) -> pa.Array:
     if GMC not in quarantine.column_names:
         return pa.array([], pa.string())
     rows = quarantine.filter(pc.and_(pc.equal(quarantine["input"], "gmc_doctors"), pc.is_valid(quarantine[GMC])))
-    numbers = pc.unique(rows[GMC].combine_chunks())
-    return numbers.filter(pa.array(batch_of(numbers, batches) == batch))
+    return pc.unique(rows[GMC].combine_chunks())
+
+
+_QUARANTINED = _QuarantinedNumbers()
 
 
 def batches_built_by(store: SnapshotStore, batches: int, run_group: str) -> list[int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,28 @@ def wire_table(spec: RawSpec, records: list, file: str) -> pa.Table:
     columns = {column.wire: _field(records, column, present) for column in spec.columns}
     columns[RECORD_COLUMN] = pa.array(np.arange(len(records), dtype=np.int64))
     return pa.table(columns)
+
+
+@dataclass(frozen=True)
+class PerFileInput(WireInput):
+    """An input read from several files one after another (`gmc/<DBC>.xml`, one per designated body):
+    `files` names each file with how many records it gave, in record order, so a quarantined record
+    names its own file rather than the folder (`origins_of_records`)."""
+
+    files: tuple[tuple[str, int], ...] = ()
+
+
+def origins_of_records(wire: WireInput, quarantine: pa.Table) -> pa.Table:
+    """`quarantine` (rows of `wire`'s records) with each row's origin the file its record came from, where
+    `wire` was read from several files; otherwise as it is."""
+    if not isinstance(wire, PerFileInput) or not wire.files or quarantine.num_rows == 0:
+        return quarantine
+    names = pa.array([name for name, _ in wire.files], pa.string())
+    ends = np.cumsum([count for _, count in wire.files])  # record positions of file i are below ends[i]
+    which = np.searchsorted(ends, quarantine["record"].to_numpy(), side="right")
+    if which.max() >= len(names):
+        raise ValueError(f"a quarantined record lies past the {int(ends[-1])} records of {wire.origin}")
+    return quarantine.set_column(quarantine.schema.get_field_index("origin"), "origin", names.take(which))
 
 
 def _kind(path: Path) -> str:
@@ -128,29 +151,32 @@ class FileSource:
         if spec.name in self.elsewhere:
             return WireInput.empty(spec, file, "not read from the files: a live system provides it")
         if spec.name == "gmc_doctors" and spec.file not in data:
-            read = self._soap_doctors(data)
-            file = str(self.directory / GMC_FOLDER)
-        elif spec.file not in data:  # an optional input left out
+            return self._soap_doctors(spec, data)
+        if spec.file not in data:  # an optional input left out
             read = documents.Read([], f"absent ({spec.file} is not in the export, so it is empty)")
         else:
             content, layout = decode(data[spec.file], file)
             read = documents.READERS[spec.name](content, layout, file)
         return WireInput(wire_table(spec, read.records, file), file, problems=read.problems, read_as=read.read_as)
 
-    def _soap_doctors(self, data: dict[str, bytes]) -> documents.Read:
+    def _soap_doctors(self, spec: RawSpec, data: dict[str, bytes]) -> PerFileInput:
         from reval_assets.sources.gmc_soap import read_soap_response  # lxml: only for an export that needs it
 
         responses = {Path(name).stem: body for name, body in data.items() if name.startswith(f"{GMC_FOLDER}/")}
         records: list[dict] = []
+        files: list[tuple[str, int]] = []
         for body, xml in responses.items():
             path = self.directory / GMC_FOLDER / f"{body}.xml"
             # A response has no last-updated time: the doctors were confirmed when it was saved, as the nightly
             # sync stamps each doctor it collects with the collection's time.
             saved = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            records += [{**r, "gmcLastUpdatedDateTime": saved} for r in read_soap_response(xml, body, str(path))]
+            doctors = read_soap_response(xml, body, str(path))
+            records += [{**r, "gmcLastUpdatedDateTime": saved} for r in doctors]
+            files.append((str(path), len(doctors)))
         said = (f"{len(responses)} GetDoctorsForDB responses ({', '.join(responses)}), "
                 f"{len(records):,} doctors")
-        return documents.Read(records, said)
+        folder = str(self.directory / GMC_FOLDER)
+        return PerFileInput(wire_table(spec, records, folder), folder, read_as=said, files=tuple(files))
 
     def _read(self) -> dict[str, bytes]:
         """Every file the export is read from, by its name in the folder."""

@@ -31,8 +31,8 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from reval_assets.domain.schemas import RAW_SPECS
-from reval_assets.sources.base import Source, SourceError, WireInput
-from reval_assets.sources.files import wire_table
+from reval_assets.sources.base import Source, SourceError
+from reval_assets.sources.files import PerFileInput, wire_table
 from reval_assets.sources.gmc_soap import GMC_NS, SOAP_NS, read_soap_response
 from reval_assets.sources.overlay import Overlay
 
@@ -287,8 +287,9 @@ def write_private(path: Path, data: bytes, modified: datetime | None = None) -> 
         raise
 
 
-def gmc_doctors_input(client: GmcClient, bodies: Sequence[str], evidence_dir: Path) -> tuple[WireInput, dict]:
-    """Pull every body, save each answer as `evidence_dir/<DBC>.xml` and return the `gmc_doctors` input.
+def gmc_doctors_input(client: GmcClient, bodies: Sequence[str], evidence_dir: Path) -> tuple[PerFileInput, dict]:
+    """Pull every body, save each answer as `evidence_dir/<DBC>.xml` and return the `gmc_doctors` input, whose
+    quarantined records name their body's saved answer.
 
     Bodies are read in sorted order, as `FileSource` reads the saved `gmc/` folder, and each body's doctors are
     stamped (gmcLastUpdatedDateTime) with the second its answer arrived, which is also the saved file's
@@ -303,14 +304,17 @@ def gmc_doctors_input(client: GmcClient, bodies: Sequence[str], evidence_dir: Pa
         write_private(folder / f"{body}.xml", response.xml, received)
         stamp = received.strftime("%Y-%m-%dT%H:%M:%SZ")
         records += [{**doctor, "gmcLastUpdatedDateTime": stamp} for doctor in response.doctors]
-    origin = f"{SYSTEM} {client.shown_url}"
+    # The folder is named in the origin, which the landing and every version built from it keep: so gc
+    # keeps the evidence while they are kept (`store.live_gc.evidence_references`).
+    origin = f"{SYSTEM} {client.shown_url}, answers saved in {folder}"
     metadata = {body: {"doctors": len(r.doctors), "gmc_request_id": r.gmc_request_id, "seconds": round(r.seconds, 3)}
                 for body, r in responses.items()}
     # The landing keeps read_as, so the raw asset's metadata shows each body's answer.
     bodies = "; ".join(f"{body}: {m['doctors']:,} doctors, GMCRequestID {m['gmc_request_id']}, {m['seconds']:.2f} s"
                        for body, m in metadata.items())
     read_as = f"{len(responses)} GetDoctorsForDB responses over SOAP ({len(records):,} doctors; {bodies})"
-    wire = WireInput(wire_table(RAW_SPECS["gmc_doctors"], records, origin), origin, read_as=read_as)
+    files = tuple((str(folder / f"{body}.xml"), len(r.doctors)) for body, r in responses.items())
+    wire = PerFileInput(wire_table(RAW_SPECS["gmc_doctors"], records, origin), origin, read_as=read_as, files=files)
     return wire, metadata
 
 

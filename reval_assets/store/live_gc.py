@@ -1,11 +1,18 @@
-"""Garbage collection: dropping versions, batch tables no version reads, and stray per-version views.
+"""Garbage collection: dropping versions, batch tables no version reads, and stray per-version views; and
+the GMC evidence folders (`$REVAL_HOME/gmc/<UTC time>/`) no kept version or landing names.
 
-Part of `LiveStore`; `reval_assets.pipeline.operations` decides what to drop.
+Part of `LiveStore` (the evidence functions are the home's, not the catalog's);
+`reval_assets.pipeline.operations` decides what to drop.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -14,7 +21,7 @@ from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS
 from reval_assets.store.bulk import identifier
 from reval_assets.store.catalog import CatalogAccess, PublishError, file_tables, version_files, versions_table
 from reval_assets.store.faults import fault_point
-from reval_assets.store.snapshots import FileRef
+from reval_assets.store.snapshots import FileRef, SnapshotStore
 from reval_assets.store.views import _entity_of, file_table, union_sql, version_view
 
 
@@ -82,3 +89,66 @@ class GarbageCollectMixin(CatalogAccess):
         with self.engine.begin() as conn:
             for name in names:
                 conn.exec_driver_sql(f"DROP VIEW IF EXISTS {identifier(name)}")
+
+
+# -- GMC evidence folders ---------------------------------------------------------------------
+EVIDENCE_FOLDER = "gmc"  # under REVAL_HOME: one folder per live GMC pull, holding its saved answers
+EVIDENCE_NAME_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # the folder's name: the pull's UTC time
+_EVIDENCE_NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
+# How a landing or manifest names a folder (in the GMC input's origin): by name, so a moved home still matches.
+_NAMED = re.compile(rf"{EVIDENCE_FOLDER}/({_EVIDENCE_NAME.pattern})(?![0-9A-Za-z])")
+
+
+@dataclass(frozen=True)
+class EvidencePlan:
+    """The evidence folders gc would delete, and the bytes they hold."""
+
+    folders: list[Path]
+    bytes: int
+
+
+def plan_evidence(snapshots: SnapshotStore, root: Path, versions: Iterable[str], kept_landings: Iterable[Path],
+                  grace_seconds: float) -> EvidencePlan:
+    """The evidence folders under `root` that neither the manifests of `versions` (those gc keeps, and manifests
+    no catalog has seen) nor the landing files gc keeps name, and untouched for `grace_seconds` (a younger
+    one may be a running sync's, between its pull and its landing)."""
+    named = evidence_references(snapshots, versions, kept_landings)
+    folders = [p for p in evidence_folders(root) if p.name not in named and _untouched_for(p, grace_seconds)]
+    return EvidencePlan(folders=folders, bytes=sum(_bytes_in(p) for p in folders))
+
+
+def evidence_references(snapshots: SnapshotStore, versions: Iterable[str], landings: Iterable[Path]) -> set[str]:
+    """The names of the evidence folders that the manifests of `versions` and the landing files name."""
+    texts = [snapshots.manifest(version).to_json().decode() for version in versions]
+    texts += [path.read_text(encoding="utf-8") for path in landings]
+    return {name for text in texts for name in _NAMED.findall(text)}
+
+
+def evidence_folders(root: Path) -> list[Path]:
+    """The folders live GMC pulls saved their answers in: only those named by a pull's time, never a symlink."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if _EVIDENCE_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def delete_evidence(plan: EvidencePlan, grace_seconds: float) -> int:
+    """Delete the planned folders still untouched for `grace_seconds`; how many were deleted."""
+    deleted = 0
+    for folder in plan.folders:
+        if _untouched_for(folder, grace_seconds):  # not written by a sync since the plan, nor gone
+            shutil.rmtree(folder)
+            deleted += 1
+    return deleted
+
+
+def _untouched_for(folder: Path, seconds: float) -> bool:
+    """Whether neither `folder` nor anything in it was written in the last `seconds` (False if it is gone)."""
+    try:
+        newest = max([folder.lstat().st_mtime, *(p.lstat().st_mtime for p in folder.rglob("*"))])
+    except FileNotFoundError:
+        return False
+    return time.time() - newest > seconds
+
+
+def _bytes_in(folder: Path) -> int:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())

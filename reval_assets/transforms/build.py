@@ -53,6 +53,15 @@ class Carried:
     unreadable: int = 0  # their GMC record was quarantined this time: kept as they were
 
 
+def absent_doctors(gmc: pa.Table, live_doctors: pa.Table) -> pa.Table:
+    """The live doctors with a GMC history whom these GMC records lack: the ones `carry_forward` carries."""
+    history = pc.fill_null(live_doctors["exists_in_gmc"], False)
+    for column in GMC_HISTORY:
+        history = pc.or_(history, pc.is_valid(live_doctors[column]))
+    known = live_doctors.filter(history)
+    return known.filter(pc.invert(pc.is_in(known[GMC], value_set=gmc[GMC].combine_chunks())))
+
+
 def carry_forward(gmc: pa.Table, live_doctors: pa.Table | None, quarantined: pa.Array | None = None) -> Carried:
     """Keep every doctor the live version has a GMC history of and this sync's GMC records lack, as the original
     keeps them in its own store. A doctor whose GMC record was quarantined this time (`quarantined` GMC numbers)
@@ -60,11 +69,7 @@ def carry_forward(gmc: pa.Table, live_doctors: pa.Table | None, quarantined: pa.
     `exists_in_gmc` false, no designated body."""
     if live_doctors is None or live_doctors.num_rows == 0:
         return Carried(gmc)
-    history = pc.fill_null(live_doctors["exists_in_gmc"], False)
-    for column in GMC_HISTORY:
-        history = pc.or_(history, pc.is_valid(live_doctors[column]))
-    known = live_doctors.filter(history)
-    absent = known.filter(pc.invert(pc.is_in(known[GMC], value_set=gmc[GMC].combine_chunks())))
+    absent = absent_doctors(gmc, live_doctors)
     if absent.num_rows == 0:
         return Carried(gmc)
     unreadable = pc.is_in(absent[GMC], value_set=quarantined if quarantined is not None else pa.array([], pa.string()))
