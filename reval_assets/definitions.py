@@ -10,15 +10,17 @@ from __future__ import annotations
 import dagster as dg
 
 from reval_assets.assets.batches import entities, raw_inputs
+from reval_assets.assets.checks import candidate_checks
 from reval_assets.assets.common import SETTINGS_AT_LOAD
 from reval_assets.assets.io_manager import SNAPSHOT_IO_MANAGER, SnapshotIOManager
 from reval_assets.assets.release import live_release, release_candidate
-from reval_assets.jobs import full_sync, gc, new_export, nightly_full_sync, rollback
+from reval_assets.jobs import check_again, full_sync, gc, new_export, nightly_full_sync, rollback
 from reval_assets.resources import RevalResource
 
 defs = dg.Definitions(
     assets=[raw_inputs, entities, release_candidate, live_release],
-    jobs=[full_sync, rollback, gc],
+    asset_checks=[candidate_checks],
+    jobs=[full_sync, check_again, rollback, gc],
     schedules=[nightly_full_sync],
     sensors=[new_export],
     resources={"reval": RevalResource(), SNAPSHOT_IO_MANAGER: SnapshotIOManager()},

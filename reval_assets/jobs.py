@@ -4,6 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
+from reval_assets.assets.checks import candidate_checks
 from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD, OperatorConfig, actor_of
 from reval_assets.assets.failures import translated
 from reval_assets.assets.release import live_release_metadata
@@ -19,6 +20,14 @@ full_sync = dg.define_asset_job(
     "full_sync",
     selection=dg.AssetSelection.all(),
     description=f"[{ENV_LABEL}] Sync every batch, stage a candidate, check it and publish it.",
+    tags=SYNC_TAGS,
+)
+
+check_again = dg.define_asset_job(
+    "check_again",
+    selection=dg.AssetSelection.checks(*candidate_checks.check_keys),
+    description=f"[{ENV_LABEL}] Run the blocking checks again on a staged or blocked candidate (config `version`), "
+    "with other thresholds if need be; a blocked one that passes can then be published. Publishes nothing.",
     tags=SYNC_TAGS,
 )
 
@@ -103,6 +112,8 @@ def gc_op(context: dg.OpExecutionContext, config: GcConfig, reval: RevalResource
         "files_deleted": report["files_deleted"],
         "bytes_freed": report["bytes_freed"],
         "tables_dropped": report["tables_dropped"],
+        "evidence_folders_deleted": report["evidence_folders_deleted"],
+        "evidence_bytes_freed": report["evidence_bytes_freed"],
         "versions_retained": len(report["retained"]),
     })
 

@@ -1,7 +1,7 @@
 """Run the asset graph in process through Dagster's API: what `reval sync` does.
 
 Two runs, as an operator would launch them: one single-run backfill of the batch assets,
-then release_candidate (with its blocking checks) and live_release in ONE run, so a
+then release_candidate, its blocking candidate_checks and live_release in ONE run, so a
 failed check stops the publish in the same run, and live_release re-verifies anyway.
 """
 
@@ -90,7 +90,7 @@ def failure_of_run(result: dg.JobExecutionResult) -> tuple[str | None, int]:
 def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, confirm: str | None,
              publish: bool = True, progress: Callable[[str], None] = lambda _: None,
              allow_drift_reason: str = "", thresholds: dict | None = None) -> SyncResult:
-    """`allow_drift_reason` and `thresholds` go to release_candidate's config (see its CandidateConfig)."""
+    """`allow_drift_reason` and `thresholds` go to candidate_checks' config (see its CheckConfig)."""
     from reval_assets.definitions import defs
 
     job = defs.resolve_job_def("full_sync")
@@ -142,11 +142,13 @@ def run_sync(runtime: Runtime, *, batches: list[int], reason: str, actor: str, c
 
 def _release_config(reason: str, confirm: str | None, *, publish: bool, batches: list[int],
                     allow_drift_reason: str, thresholds: dict | None) -> dict:
-    """The run config of the release run: release_candidate's, and live_release's when it publishes."""
-    candidate = {"reason": reason, "allow_drift_reason": allow_drift_reason, "fresh_batches": sorted(batches),
-                 **({"thresholds": thresholds} if thresholds else {})}
+    """The run config of the release run: release_candidate's, its checks', and live_release's when it
+    publishes."""
+    candidate = {"reason": reason, "fresh_batches": sorted(batches)}
+    checks = {"allow_drift_reason": allow_drift_reason, **({"thresholds": thresholds} if thresholds else {})}
     release = {"live_release": {"config": {"reason": reason, "confirm": confirm or ""}}} if publish else {}
-    return {**QUIET, "ops": {"release_candidate": {"config": candidate}, **release}}
+    return {**QUIET, "ops": {"release_candidate": {"config": candidate}, "candidate_checks": {"config": checks},
+                             **release}}
 
 
 def _failed(runtime: Runtime, outcome: SyncResult, result: dg.JobExecutionResult) -> SyncResult:

@@ -372,11 +372,10 @@ def test_operator_backfills_everything_sees_checks_pass_and_rolls_back_from_the_
 
         page.goto(f"{ui.url}/assets/release_candidate")
         expect(metadata_row(page, "version")).to_contain_text(published)
-        expect(metadata_row(page, "checks_passed")).to_contain_text("true")
-        expect(metadata_row(page, "checks_failed")).to_contain_text("0")
-        # Numbers plot: the candidate's rows, changes and failed checks over its three materialisations.
+        expect(metadata_row(page, "fresh_batches")).to_contain_text("all 16")
+        # Numbers plot: the candidate's rows and loaded tables over its three materialisations.
         page.get_by_role("button", name=re.compile(r"\bPlots$")).click()
-        for key in ("rows_recommendations", "checks_failed", "removed_recommendations"):
+        for key in ("rows_recommendations", "rows_connections", "tables_loaded"):
             expect(page.get_by_text(key, exact=True).first).to_be_visible()
         page.get_by_text("rows_doctors", exact=True).first.evaluate("e => e.scrollIntoView({block: 'center'})")
         screens.save(page, "release-candidate-plots", docs="plots.png")

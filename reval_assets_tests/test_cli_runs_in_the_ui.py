@@ -13,6 +13,11 @@ from reval_assets_tests.test_browser import ROOT, dagster_dev, reval, reval_envi
 
 TIMELINE = """query($statuses: [RunStatus!]) { runsOrError(filter: {statuses: $statuses}) { ... on Runs {
   results { runId status repositoryOrigin { repositoryLocationName repositoryName } } } } }"""
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } } }"""
+STEP_FAILURES = """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+  __typename ... on ExecutionStepFailureEvent { stepKey failureMetadata { description } } } } } }"""
 REEXECUTE = """mutation($p: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $p) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
 
@@ -21,6 +26,19 @@ def reexecute(ui, run_id: str, strategy: str) -> str:  # type: ignore[no-untyped
     launched = ui.gql(REEXECUTE, p={"parentRunId": run_id, "strategy": strategy})["launchRunReexecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
+
+
+def launch_job(ui, job: str, run_config: dict) -> str:  # type: ignore[no-untyped-def]
+    selector = {"repositoryLocationName": "reval-DEV", "repositoryName": "__repository__", "jobName": job}
+    launched = ui.gql(LAUNCH, p={"selector": selector, "runConfigData": run_config})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def step_failure(ui, run_id: str) -> str:  # type: ignore[no-untyped-def]
+    events = ui.gql(STEP_FAILURES, runId=run_id)["logsForRun"]["events"]
+    [failure] = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+    return failure["failureMetadata"]["description"]
 
 
 def test_the_origin_names_the_workspace_files_code_locations() -> None:
@@ -57,9 +75,18 @@ def test_the_ui_shows_cli_runs_on_its_timeline_and_re_executes_them(tmp_path: Pa
             assert origins[run_id] == {"repositoryLocationName": "reval-DEV", "repositoryName": "__repository__"}
         assert ui.wait_run(reexecute(ui, batches_run, "ALL_STEPS")) == "SUCCESS", ui.log_tail()
         assert ui.wait_run(reexecute(ui, release_run, "ALL_STEPS")) == "SUCCESS", ui.log_tail()
-        # the blocked release, from its failed step: the batches re-executed above are clean again, so it publishes
+        # the blocked release, from its failed step: its checks run again on the same candidate, still blocked
         again = reexecute(ui, blocked["run_ids"][-1], "FROM_FAILURE")
-        assert ui.wait_run(again) == "SUCCESS", ui.log_tail()
+        assert ui.wait_run(again) == "FAILURE", ui.log_tail()
+        assert step_failure(ui, again) == blocked["error"]
+        # the checks alone (the check_again job's launchpad), with other thresholds: only mapping_coverage blocks
+        relaxed = {"version": blocked["version"], "allow_drift_reason": "a drill",
+                   "thresholds": {"min_rows": 0, "max_coverage_drop_points": 100.0}}
+        checked = launch_job(ui, "check_again", {"ops": {"candidate_checks": {"config": relaxed}}})
+        assert ui.wait_run(checked) == "FAILURE", ui.log_tail()
+        assert step_failure(ui, checked).startswith("release blocked by mapping_coverage: ")
+        # all its steps: staged again from the batches re-executed above, which are clean, so it publishes
+        assert ui.wait_run(reexecute(ui, blocked["run_ids"][-1], "ALL_STEPS")) == "SUCCESS", ui.log_tail()
     status = reval(env, "status")
     assert status["live_version"] not in (synced["version"], blocked["version"])
     assert status["rows"] == synced["rows"]

@@ -17,11 +17,13 @@ import pytest
 import sqlalchemy as sa
 
 import reval_assets.definitions as definitions_module
+from reval_assets.assets.checks import candidate_checks
 from reval_assets.assets.common import ENV_LABEL, SETTINGS_AT_LOAD
 from reval_assets.definitions import defs
 from reval_assets.domain.schemas import ENTITIES, ENTITY_SPECS, GUARDED_ENTITIES, RAW_SPECS
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import Landing
+from reval_assets.quality.checks import CHECKS
 from reval_assets.run import BATCH_ASSETS, QUIET, run_sync
 from reval_assets.store.live import LIVE_VIEWS
 
@@ -121,11 +123,11 @@ def test_definitions_load_and_every_description_names_the_environment() -> None:
     assert {s.key.to_user_string() for s in specs} == {*RAW_SPECS, *ENTITIES, "release_candidate", "live_release"}
     for spec in specs:
         assert (spec.description or "").startswith(label), spec.key
-    checks = defs.resolve_assets_def("release_candidate").check_specs
-    assert {c.name for c in checks} >= {"schema", "non_empty", "unique_keys"}
+    checks = list(candidate_checks.check_specs)
+    assert {c.name for c in checks} == set(CHECKS) and {c.asset_key for c in checks} == {RELEASE[0]}
     for check in checks:
         assert check.blocking and (check.description or "").startswith(label), check.name
-    for job in ("full_sync", "rollback", "gc"):
+    for job in ("full_sync", "check_again", "rollback", "gc"):
         assert (defs.resolve_job_def(job).description or "").startswith(label), job
     assert (defs.resolve_schedule_def("nightly_full_sync").description or "").startswith(label)
 
@@ -196,7 +198,7 @@ def test_full_backfill_then_release_publishes_every_view(
     assert events["release_candidate"][0].metadata["version"].value == version
     assert events["live_release"][0].metadata["live_version"].value == version
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == dict.fromkeys(
-        (c.name for c in defs.resolve_assets_def("release_candidate").check_specs), True
+        CHECKS, True
     )
     assert audit_actions(runtime, version) == ["stage", "publish"]
 

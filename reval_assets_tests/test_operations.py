@@ -32,7 +32,7 @@ def test_diff_counts_rows_added_removed_and_changed_by_key(runtime):
 
 
 def test_the_drift_check_counts_the_same_changes_as_reval_diff(runtime):
-    """release_candidate shows the drift check's figures as its diff against live, instead of comparing twice."""
+    """The drift check shows its figures as its diff against live (`diff_vs_live`), instead of comparing twice."""
     a = publish(runtime)
     b = stage(runtime, SyntheticSource(doctors=1600, seed=7), thresholds=NEW_POPULATION)
     drift = next(c for c in json.loads(runtime.live.version(b)["checks"]) if c["name"] == "drift")

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import pytest
 
-from reval_assets.assets.release import ThresholdsConfig
+from reval_assets.assets.checks import ThresholdsConfig
 from reval_assets.quality.checks import (
     CHECKS,
     Thresholds,
@@ -28,7 +28,7 @@ def test_thresholds_have_safe_defaults_and_reject_out_of_range_values() -> None:
         Thresholds(max_export_age_hours=-1)
 
 
-def test_release_candidate_config_exposes_every_threshold_with_the_same_default() -> None:
+def test_candidate_checks_config_exposes_every_threshold_with_the_same_default() -> None:
     config = ThresholdsConfig()
     exposed = set(ThresholdsConfig.model_fields)
     assert exposed == {f.name for f in fields(Thresholds)} - {"allow_drift_reason"}

@@ -25,6 +25,8 @@ OWNERS = ["team:revalidation-data"]
 TAGS = {"domain": "revalidation"}
 
 batch_partitions = dg.StaticPartitionsDefinition(SETTINGS_AT_LOAD.partition_keys)
+# The context of any of our steps: an asset's, the candidate checks', a job's op.
+StepContext = dg.AssetExecutionContext | dg.AssetCheckExecutionContext | dg.OpExecutionContext
 
 
 def describe(text: str) -> str:
@@ -98,7 +100,7 @@ class Actor:
     named: bool  # false: a launch that names no one, audited as "dagster" (refused in staging and prod)
 
 
-def actor_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, operator: str = "") -> Actor:
+def actor_of(context: StepContext, operator: str = "") -> Actor:
     """Dagster+'s signed-in user, else the config's `operator`, else the `reval/actor` tag (`reval sync`'s
     user, the schedule, the sensor); else no one, audited as "dagster"."""
     tags = context.run.tags if context.run else {}
@@ -106,14 +108,14 @@ def actor_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, operator
     return Actor(name, named=True) if name else Actor("dagster", named=False)
 
 
-def _run_started(context: dg.AssetExecutionContext | None) -> float | None:
+def _run_started(context: StepContext | None) -> float | None:
     """When the step's run started, with the second of margin `room.started` gives (None if unknown)."""
     record = context.instance.get_run_record_by_id(context.run.run_id) if context is not None else None
     return record.start_time - 1 if record is not None and record.start_time else None
 
 
 @contextmanager
-def writing(runtime: Runtime, action: str, context: dg.AssetExecutionContext | None = None) -> Iterator[None]:
+def writing(runtime: Runtime, action: str, context: StepContext | None = None) -> Iterator[None]:
     """A step's writes, under the live store's writer lock; a busy store or a full disk fails the step with
     what to do (a full disk after the sync has given back the files it wrote, in this step or, given the
     `context`, in the earlier steps of its run); `failures.translated` says it."""

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from reval_assets.errors import FAILED, as_reval_error
+
+if TYPE_CHECKING:
+    from reval_assets.assets.common import StepContext
 
 KIND, EXIT_CODE, ATTEMPTS = "reval/error", "reval/exit_code", "reval/attempts"
 # For a database that was down or restarting when the step connected: 0.5 s, 1.5 s, then 3.5 s.
@@ -34,7 +38,7 @@ def failure_of(error: Exception, *, attempts: int = 1) -> dg.Failure:
 
 
 @contextmanager
-def translated(context: dg.AssetExecutionContext | dg.OpExecutionContext, *, retry: bool = True) -> Iterator[None]:
+def translated(context: StepContext, *, retry: bool = True) -> Iterator[None]:
     """Around a step's body: every failure leaves it as a final `dg.Failure`, or (`retry`) as a retry request.
 
     The rollback and gc ops pass `retry=False`: a rollback retried after its commit would be audited twice."""

@@ -1,15 +1,13 @@
 """Write-audit-publish: stage a candidate beside live, check it, then publish it."""
 
 
-import dataclasses
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import get_type_hints
 
 import dagster as dg
-from pydantic import Field, create_model
+from pydantic import Field
 
 from reval_assets.alerts import Alert, send_alert, short_error
 from reval_assets.assets.common import (
@@ -18,42 +16,22 @@ from reval_assets.assets.common import (
     SYNC_POOL,
     TAGS,
     OperatorConfig,
+    StepContext,
     actor_of,
     describe,
     run_group,
     writing,
 )
-from reval_assets.assets.failures import failure_of, translated
+from reval_assets.assets.failures import translated
 from reval_assets.domain.schemas import ENTITIES
-from reval_assets.errors import ReleaseBlocked, RevalError
-from reval_assets.pipeline.operations import check_candidate, guarded, publish
+from reval_assets.errors import RevalError
+from reval_assets.pipeline.operations import guarded, publish
 from reval_assets.pipeline.room import require_room
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import batches_built_by, live_manifest, stage_candidate
-from reval_assets.quality.checks import CHECKS, CheckResult, drift_changes, parse_time
-from reval_assets.quality.thresholds import Thresholds
+from reval_assets.quality.checks import parse_time
 from reval_assets.resources import RevalResource
 from reval_assets.settings import Settings
-
-
-class _ThresholdsConfigBase(dg.Config):
-    def to_thresholds(self, allow_drift_reason: str = "") -> Thresholds:
-        """Raises ValueError naming a threshold out of range."""
-        return Thresholds(**self.model_dump(), allow_drift_reason=allow_drift_reason.strip())
-
-
-def _thresholds_config() -> type[_ThresholdsConfigBase]:
-    """A config field per threshold of `Thresholds`, with its name, type, default and doc: a new threshold is one
-    edit there. `allow_drift_reason` is not a threshold but CandidateConfig's own field."""
-    types = get_type_hints(Thresholds)
-    limits = {f.name: (types[f.name], Field(default=f.default, description=f.metadata["doc"]))
-              for f in dataclasses.fields(Thresholds) if f.name != "allow_drift_reason"}
-    return create_model("ThresholdsConfig", __base__=_ThresholdsConfigBase, __module__=__name__,
-                        __doc__="The blocking checks' thresholds (`reval_assets.quality.thresholds.Thresholds`), "
-                        "for this run only.", **limits)
-
-
-ThresholdsConfig = _thresholds_config()
 
 
 class CandidateConfig(dg.Config):
@@ -65,13 +43,6 @@ class CandidateConfig(dg.Config):
         "of partitions 2 and 5 takes 2 and 5 fresh); if it built none, every batch's newest materialisation, which "
         "may be a staged or blocked run's. Before anything is live, the other batches are the newest too.",
     )
-    allow_drift_reason: str = Field(
-        default="",
-        description="Only to publish a known large change: why it is expected. Lets the drift check pass (its "
-        "numbers are still shown) and is recorded in the check's metadata and the audit. Empty: drift blocks.",
-    )
-    thresholds: ThresholdsConfig = Field(
-        default_factory=ThresholdsConfig, description="The blocking checks' thresholds, for this run only.")
 
 
 class PublishConfig(OperatorConfig):
@@ -104,31 +75,22 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of functi
     description=describe(
         "A staged version: manifest of every entity x batch file, loaded beside live (not live). The batches this "
         "run or its backfill built (or config fresh_batches) are fresh, every other batch is live's, as with "
-        "`reval sync --batches`; a run that built none takes every batch's newest materialisation, and says so."),
-    check_specs=[
-        dg.AssetCheckSpec(name, asset="release_candidate", blocking=True, description=describe(check.__doc__ or name))
-        for name, check in CHECKS.items()
-    ],
+        "`reval sync --batches`; a run that built none takes every batch's newest materialisation, and says so. "
+        "Its blocking checks are `candidate_checks`."),
 )
-def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
-    with _alert_on_failure(context, "release_candidate", config.reason), translated(context):
-        blocked = yield from _stage_and_check(context, config, reval)
-    if blocked is not None:  # not alerted as a failure: check_candidate alerted on the block
-        raise failure_of(blocked)  # the run's failure says what `reval sync` says, not only which checks failed
+def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig,
+                      reval: RevalResource) -> dg.MaterializeResult:
+    with alert_on_failure(context, "release_candidate", config.reason), translated(context):
+        return _stage(context, config, reval)
 
 
-def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource):
+def _stage(context: dg.AssetExecutionContext, config: CandidateConfig, reval: RevalResource) -> dg.MaterializeResult:
     runtime = reval.runtime()
-    try:
-        thresholds = config.thresholds.to_thresholds(config.allow_drift_reason)
-    except ValueError as error:
-        raise RevalError(f"release_candidate config: {error}") from None
     fresh = _fresh_batches(context, config, runtime)
-    with writing(runtime, "stage and check a candidate", context):
+    with writing(runtime, "stage a candidate", context):
         require_room(runtime)
         candidate = stage_candidate(runtime, actor=actor_of(context).name, reason=config.reason,
                                     run_id=context.run.run_id, fresh_batches=fresh)
-        results = check_candidate(runtime, candidate.manifest, thresholds)
     manifest = candidate.manifest
     rows = manifest.rows()
     metadata: dict = {
@@ -141,28 +103,10 @@ def _stage_and_check(context: dg.AssetExecutionContext, config: CandidateConfig,
         "tables_reused": candidate.load.tables_reused,
         "rows_loaded": candidate.load.rows_loaded,
         "seconds_load": round(candidate.seconds["load"], 3),
-        "checks_passed": all(r.passed for r in results),
-        "checks_failed": sum(not r.passed for r in results),  # a number, so the UI can plot it over time
         **_ages(manifest.exported_at, "export"),
         **_live_age(runtime),
     }
-    drift = next(r for r in results if r.name == "drift")
-    if manifest.parent and "doctors_added" in drift.metadata:
-        changes = drift_changes(drift.metadata)
-        metadata["diff_vs_live"] = dg.MetadataValue.md(_diff_markdown(manifest.parent, changes))
-        # the same figures as numbers, which Dagster plots across materialisations
-        metadata.update({f"{kind}_{e}": n for e, c in changes.items() for kind, n in c.items()})
-    yield dg.MaterializeResult(metadata=metadata)
-    for result in results:
-        yield dg.AssetCheckResult(
-            check_name=result.name,
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=result.description,
-            metadata=_check_metadata(manifest.version, result),
-        )
-    failed = [(r.name, r.description) for r in results if not r.passed and r.blocking]
-    return ReleaseBlocked(failed, live=manifest.parent, version=manifest.version) if failed else None
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _fresh_batches(context: dg.AssetExecutionContext, config: CandidateConfig, runtime: Runtime) -> list[int] | None:
@@ -190,13 +134,6 @@ def _batch_origin(runtime: Runtime, fresh: list[int] | None) -> dict[str, str]:
     live = live_manifest(runtime)
     return {"fresh_batches": ", ".join(map(str, fresh)),
             "other_batches_from": f"live {live.version}" if live else "their newest: nothing is live yet"}
-
-
-def _check_metadata(version: str, result: CheckResult) -> dict:
-    metadata: dict = {"version": version, **result.metadata}
-    if result.table:
-        metadata["details"] = dg.MetadataValue.md(result.table)
-    return metadata
 
 
 def _ages(iso: str | None, label: str) -> dict:
@@ -233,7 +170,7 @@ def _live_age(runtime) -> dict:  # type: ignore[no-untyped-def]
     description=describe("Publishes the candidate: views, live pointer and audit row in one transaction."),
 )
 def live_release(context: dg.AssetExecutionContext, config: PublishConfig, reval: RevalResource):
-    with _alert_on_failure(context, "live_release", config.reason, config.version, config.operator), \
+    with alert_on_failure(context, "live_release", config.reason, config.version, config.operator), \
             translated(context):
         return _publish(context, config, reval)
 
@@ -277,14 +214,8 @@ def _nothing_to_publish(runtime: Runtime) -> str:
     return f"this run staged no candidate, and live_release publishes only its own run's or a named one: {named}"
 
 
-def _diff_markdown(parent: str, changes: dict[str, dict[str, int]]) -> str:
-    lines = [f"Against live `{parent}`:", "", "| entity | added | removed | changed |", "|---|---|---|---|"]
-    lines += [f"| {e} | {c['added']} | {c['removed']} | {c['changed']} |" for e, c in changes.items()]
-    return "\n".join(lines)
-
-
 @contextmanager
-def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str, version: str = "",
+def alert_on_failure(context: StepContext, step: str, reason: str, version: str = "",
                       operator: str = "") -> Iterator[None]:
     """A release step that fails sends a `failed` alert (`reval_assets.alerts`), then fails as before.
 
@@ -300,7 +231,7 @@ def _alert_on_failure(context: dg.AssetExecutionContext, step: str, reason: str,
         raise
 
 
-def _alert_failed(context: dg.AssetExecutionContext, step: str, reason: str, version: str, error: Exception,
+def _alert_failed(context: StepContext, step: str, reason: str, version: str, error: Exception,
                   operator: str) -> None:
     run_id = context.run.run_id
     env, live = SETTINGS_AT_LOAD.env.value, None

@@ -29,6 +29,7 @@ from reval_assets.quality.checks import (
     run_checks,
 )
 from reval_assets.store.live import file_table, fingerprint
+from reval_assets.store.live_gc import EvidencePlan, delete_evidence, plan_evidence
 from reval_assets.store.snapshots import FileRef, Manifest
 
 STALE_SECONDS = 600  # a leftover younger than this may belong to a sync still running
@@ -70,28 +71,31 @@ def _layout(manifest: Manifest, live: Manifest) -> dict[str, tuple[BatchPair, ..
             for e, refs in manifest.files.items() if e in live.files}
 
 
-def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds | None = None) -> list[CheckResult]:
-    """Run the blocking checks on a staged candidate and record the outcome in the catalog.
+def check_candidate(runtime: Runtime, manifest: Manifest, thresholds: Thresholds | None = None, *,
+                    actor: str | None = None) -> list[CheckResult]:
+    """Run the blocking checks on a staged (or blocked) candidate and record the outcome in the catalog.
 
-    A drift override (`thresholds.allow_drift_reason`) is audited as `allow_drift`, with
-    whether it let a failing drift through, before the outcome is recorded.
+    A drift override (`thresholds.allow_drift_reason`) is audited as `allow_drift`, with whether it let a
+    failing drift through, before the outcome is recorded. Checked again by `actor` (the one who staged it,
+    by default): a blocked candidate that now passes is staged again, audited as `unblock` with the
+    thresholds that differ from the defaults.
     """
     thresholds = thresholds or Thresholds()
+    actor = actor or manifest.actor
     results = run_checks(candidate_data(runtime, manifest), thresholds)
     if thresholds.allow_drift_reason:
         drift = next(r for r in results if r.name == "drift")
-        runtime.live.audit("allow_drift", manifest.version, manifest.actor, manifest.env,
-                           thresholds.allow_drift_reason,
+        runtime.live.audit("allow_drift", manifest.version, actor, manifest.env, thresholds.allow_drift_reason,
                            {"check": "drift", "overridden": bool(drift.metadata.get("overridden")),
                             "drift": drift.description})
-    passed = runtime.live.record_checks(manifest.version, [r.to_dict() for r in results],
-                                        actor=manifest.actor, env=manifest.env)
+    passed = runtime.live.record_checks(manifest.version, [r.to_dict() for r in results], actor=actor,
+                                        env=manifest.env, changed_thresholds=thresholds.changed())
     runtime.snapshots.journal({"action": "checks", "version": manifest.version, "passed": passed,
                                "failed": [r.name for r in results if not r.passed]})
     if not passed:
         send_alert(Alert("blocked", env=manifest.env, version=manifest.version, live_version=manifest.parent,
                          checks=tuple(r.name for r in results if not r.passed and r.blocking),
-                         actor=manifest.actor, reason=manifest.reason, run_id=manifest.run_id))
+                         actor=actor, reason=manifest.reason, run_id=manifest.run_id))
     return results
 
 
@@ -251,6 +255,7 @@ class GcPlan:
     unseen_manifests: list[str]  # manifests no catalog has seen (a sync killed before staging): never deleted
     views: list[str]
     landings: list[Path]
+    evidence: EvidencePlan  # GMC evidence folders no kept version or landing names
 
 
 def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -> GcPlan:
@@ -286,9 +291,11 @@ def plan_gc(runtime: Runtime, keep: int, grace_seconds: float = STALE_SECONDS) -
              if str(p.relative_to(snapshots.root)) not in reachable and _older_than(p, grace_seconds)]
     tables = sorted(runtime.live.loaded_tables() - table_reach)
     views = runtime.live.stray_version_views()
+    dropped_landings = [p for p in landings[:-1] if _older_than(p, grace_seconds)]
+    evidence = plan_evidence(snapshots, runtime.evidence_root, [*retained, *unseen],
+                             [p for p in landings if p not in set(dropped_landings)], grace_seconds)
     return GcPlan(retained=sorted(retained), versions=drop_versions, files=files, tables=tables,
-                  unseen_manifests=unseen, views=views,
-                  landings=[p for p in landings[:-1] if _older_than(p, grace_seconds)])
+                  unseen_manifests=unseen, views=views, landings=dropped_landings, evidence=evidence)
 
 
 def _older_than(path: Path, seconds: float) -> bool:
@@ -324,6 +331,8 @@ def gc(runtime: Runtime, *, keep: int = 10, dry_run: bool = False, actor: str = 
         "bytes_freed": bytes_freed,
         "tables_dropped": len(plan.tables),
         "unseen_manifests_kept": len(plan.unseen_manifests),
+        "evidence_folders_deleted": len(plan.evidence.folders),
+        "evidence_bytes_freed": plan.evidence.bytes,
         "orphans": {"views": len(plan.views)},
     }
     if not dry_run:
@@ -343,6 +352,7 @@ def _apply_gc(runtime: Runtime, plan: GcPlan, actor: str, reason: str, grace_sec
             path.unlink(missing_ok=True)
     for path in plan.landings:
         path.unlink(missing_ok=True)
+    delete_evidence(plan.evidence, grace_seconds)
     _remove_stale_temp_files(snapshots.root, grace_seconds)
 
 

@@ -17,9 +17,10 @@ def _threshold(default: object, doc: str) -> object:
 class Thresholds:
     """Every threshold in one place, with safe defaults; each check shows the ones it applied.
 
-    Exposed field by field on release_candidate's Dagster config, so an operator can change
-    them for one run. `allow_drift_reason` is not a threshold but the one override: a known
-    large change goes live only with a recorded reason, never by default.
+    Exposed field by field on the `candidate_checks` Dagster config, so an operator can change
+    them for one run, or check a staged candidate again with others. `allow_drift_reason` is not
+    a threshold but the one override: a known large change goes live only with a recorded reason,
+    never by default.
     """
 
     min_rows: int = _threshold(1, "Fewest rows each entity may have.")
@@ -58,6 +59,12 @@ class Thresholds:
             value = getattr(self, f.name)
             if f.name not in shares and isinstance(value, (int, float)) and value < 0:
                 raise ValueError(f"threshold {f.name} must not be negative, not {value!r}")
+
+    def changed(self) -> dict[str, float | int | str]:
+        """The values that differ from the defaults (what an audit of a check run records)."""
+        default = Thresholds()
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
 
     def metadata(self, *names: str) -> dict[str, float | int | str]:
         return {f"threshold_{name}": getattr(self, name) for name in names}

@@ -221,18 +221,26 @@ class LiveStore(PublishMixin, GarbageCollectMixin):
                         {"rows": rows, "parent": live})
             fault_point("stage")
 
-    def record_checks(self, version: str, results: list[dict], *, actor: str, env: str) -> bool:
-        """Store check results; a failed blocking check marks the version blocked."""
+    def record_checks(self, version: str, results: list[dict], *, actor: str, env: str,
+                      changed_thresholds: dict | None = None) -> bool:
+        """Store check results of a staged or blocked version: a failed blocking check marks it blocked, and
+        a blocked one that passes (checked again, say with other thresholds) is staged again, audited as
+        `unblock` with the `changed_thresholds`. A published version's record is never changed."""
         passed = all(r["passed"] for r in results if r.get("blocking", True))
         fault_point("checks")
         with self.engine.begin() as conn:
-            values: dict = {"checks_passed": passed, "checks": json.dumps(results, default=str)}
-            if not passed:
-                values["status"] = VersionStatus.BLOCKED.value
+            status = self._version_row(conn, version).status
+            if status not in (VersionStatus.STAGED.value, VersionStatus.BLOCKED.value):
+                raise PublishError(f"version {version} is {status}: only a staged or blocked candidate is checked")
+            values: dict = {"checks_passed": passed, "checks": json.dumps(results, default=str),
+                            "status": (VersionStatus.STAGED if passed else VersionStatus.BLOCKED).value}
             conn.execute(versions_table.update().where(versions_table.c.version == version).values(**values))
             if not passed:
                 failed = [r["name"] for r in results if not r["passed"] and r.get("blocking", True)]
                 self._audit(conn, "block", version, actor, env, "blocking checks failed", {"failed": failed})
+            elif status == VersionStatus.BLOCKED.value:
+                self._audit(conn, "unblock", version, actor, env, "blocking checks passed when checked again",
+                            {"thresholds": changed_thresholds or {}})
         return passed
 
     # -- reading the catalog ---------------------------------------------------------------
