@@ -45,6 +45,7 @@ def unattended_sync(reason: str, actor: str, run_key: str | None = None) -> dg.R
     if SETTINGS_AT_LOAD.env.needs_confirmation:
         unattended = [dg.AssetKey(name) for name in (*RAW_SPECS, *ENTITIES, "release_candidate")]
         return dg.RunRequest(run_key=run_key, tags=tags, asset_selection=unattended,
+                             asset_check_keys=list(candidate_checks.check_keys),  # staged and checked
                              run_config={"ops": {"release_candidate": config}})
     return dg.RunRequest(run_key=run_key, tags=tags,
                          run_config={"ops": {"release_candidate": config, "live_release": config}})

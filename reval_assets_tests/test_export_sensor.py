@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from reval_assets import jobs
+from reval_assets.assets.checks import candidate_checks
 from reval_assets.definitions import defs
 from reval_assets.domain.enums import Environment
 from reval_assets.pipeline.export_watch import ExportWatch
@@ -91,3 +92,4 @@ def test_in_staging_and_prod_an_unattended_sync_only_stages(monkeypatch: pytest.
         assert "live_release" not in request.run_config["ops"]
         assert dg.AssetKey("live_release") not in request.asset_selection
         assert dg.AssetKey("release_candidate") in request.asset_selection
+        assert set(request.asset_check_keys) == set(candidate_checks.check_keys)
