@@ -22,15 +22,8 @@ from bench.common import worker as run_worker
 from bench.sync import api_sync, cli_sync
 
 SECTIONS = ("sync", "stages", "latency", "peers", "profile")
-PEERS = ("legacy", "dlt", "delta", "iceberg")
 RESYNC_BATCH = 3
-PROFILES: dict[str, dict] = {
-    name: {**p, "dlt_scales": {int(k): v for k, v in p["dlt_scales"].items()}}
-    for name, p in tomllib.loads((Path(__file__).parent / "profiles.toml").read_text()).items()}
-# How deep a later pass merges into an earlier one's figures, per section: below that, it replaces.
-MERGE_DEPTH: dict[str, object] = {"sync": 2, "stages": 2, "latency": 1, "peers": {"legacy": 2, "dlt": 2}, "profile": 0}
-PASS_KEYS = ("bench_profile", "config", "started_at", "finished_at", "bench_seconds", "load_average_start",
-             "load_average_end")
+PROFILES: dict[str, dict] = tomllib.loads((Path(__file__).parent / "profiles.toml").read_text())
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,14 +33,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--scales", default=None, help="override the profile's populations, e.g. 10000,100000")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--resync-repeats", type=int, default=None, help="repeats of the resync pair (default: all)")
-    parser.add_argument("--stages-repeats", type=int, default=None, help="repeats of the stage timing (default: all)")
-    parser.add_argument("--peers", default=",".join(PEERS),
-                        help=f"the peers to run, of {', '.join(PEERS)} (with --merge, the others keep their figures)")
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp folder, removed)")
     parser.add_argument("--out", default=str(ROOT / "bench"), help="folder for results.json and RESULTS.md")
-    parser.add_argument("--merge", default=None,
-                        help="an earlier results.json to add this run's figures to (e.g. a national-only pass)")
     return parser.parse_args()
 
 
@@ -58,12 +44,9 @@ def configure(args: argparse.Namespace) -> dict:
         scales = config["scales"] = [int(s) for s in args.scales.split(",")]
         config["resync_scales"] = [s for s in config["resync_scales"] if s in scales] or scales[-1:]
         config["legacy_scales"] = [s for s in config["legacy_scales"] if s in scales]
-        config["dlt_scales"] = {s: v for s, v in config["dlt_scales"].items() if s in scales}
+        config["dlt_scales"] = {k: v for k, v in config["dlt_scales"].items() if int(k) in scales}
     config["repeats"] = args.repeats or config["repeats"]
-    config["resync_repeats"] = args.resync_repeats or config["repeats"]
-    config["stages_repeats"] = args.stages_repeats or config["repeats"]
     config["out_dir"] = str(Path(args.out).absolute())
-    config["peers"] = [p for p in args.peers.split(",") if p in PEERS]
     return config
 
 
@@ -75,53 +58,27 @@ def main() -> None:
         notes.append(f"PostgreSQL skipped: unreachable ({problem}); set REVAL_BENCH_PG_URL")
         backends.remove("postgresql")
     results: dict = {
-        "bench_profile": args.profile, "config": {k: _str_keys(v) for k, v in config.items()},
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "libraries": versions(),
-        "backends": backends, "sections": sections, "notes": notes, "load_average_start": load_average()}
-    if args.merge:
-        earlier = json.loads(Path(args.merge).read_text())
-        results["merged_from"] = earlier.get("merged_from", []) + [{k: earlier.get(k) for k in PASS_KEYS}]
-        results["notes"] = notes = earlier.get("notes", []) + notes
-        results.update({section: earlier[section] for section in SECTIONS if section in earlier})
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="reval-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    out_dir, started = Path(args.out), time.perf_counter()
+        "bench_profile": args.profile, "config": config, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(), "libraries": versions(), "backends": backends, "sections": sections, "notes": notes,
+        "load_average_start": load_average()}
+    workdir, out_dir, started = Path(tempfile.mkdtemp(prefix="reval-bench-")), Path(args.out), time.perf_counter()
     try:
         for section in (s for s in SECTIONS if s in sections):
             log(f"section {section}")
             try:
-                fresh = RUNNERS[section](config, backends, workdir, notes)
-                results[section] = _merged(results.get(section), fresh, MERGE_DEPTH[section])
+                results[section] = RUNNERS[section](config, backends, workdir, notes)
             except Exception as error:  # noqa: BLE001 - one failed section must not lose the others
                 notes.append(f"section {section} failed: {type(error).__name__}: {str(error)[:500]}")
                 log(traceback.format_exc())
             _write(results, out_dir, started)
     finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    _write(results, out_dir, started)
+        shutil.rmtree(workdir, ignore_errors=True)
     log(f"done in {time.perf_counter() - started:.0f}s: {out_dir / 'results.json'}, {out_dir / 'RESULTS.md'}")
 
 
-def _str_keys(value: object) -> object:
-    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
-
-
-def _merged(old: object, new: object, depth: object = 2) -> object:
-    """`new` over `old` down to `depth` levels (e.g. backend, then scale): a later pass adds, drops nothing."""
-    if not (isinstance(old, dict) and isinstance(new, dict)) or not depth:
-        return new
-    out = dict(old)
-    for k, v in new.items():
-        below = depth.get(k, 0) if isinstance(depth, dict) else depth - 1
-        out[k] = _merged(old[k], v, below) if k in old else v
-    return out
-
-
 def _write(results: dict, out_dir: Path, started: float) -> None:
-    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    results["bench_seconds"] = time.perf_counter() - started
-    results["load_average_end"] = load_average()
+    results.update(finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                   bench_seconds=time.perf_counter() - started, load_average_end=load_average())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (out_dir / "RESULTS.md").write_text(report.render(results))
@@ -142,10 +99,10 @@ def _grid(backends: list[str], scales: list[int], measure: Callable[[str, int], 
     return {b: v for b, v in out.items() if v}
 
 
-def _on_new_store(backend: str, workdir: Path, label: str, task: str, **params: object) -> dict:
+def _on_new_store(backend: str, workdir: Path, task: str, **params: object) -> dict:
     """A worker task against a fresh store of its own."""
-    with new_store(backend, workdir, label) as store:
-        log(f"{label} {backend}: {', '.join(f'{k} {v}' for k, v in params.items())}")
+    with new_store(backend, workdir, task) as store:
+        log(f"{task} {backend}: {', '.join(f'{k} {v}' for k, v in params.items())}")
         return run_worker(task, {"url": store.url, "home": str(store.home), **params})
 
 
@@ -158,7 +115,7 @@ def run_sync_section(config: dict, backends: list[str], workdir: Path, notes: li
             with new_store(backend, workdir, "sync") as store:
                 log(f"sync {backend} {doctors:,} doctors, repeat {repeat + 1}: full")
                 runs["full"].append(cli_sync(store, doctors))
-                if doctors in config["resync_scales"] and repeat < config["resync_repeats"]:
+                if doctors in config["resync_scales"]:
                     log(f"sync {backend} {doctors:,}: one batch changed, then everything changed")
                     runs["one_batch"].append(api_sync(store, doctors, seed=1, batches=[RESYNC_BATCH]))
                     runs["full_changed"].append(api_sync(store, doctors, seed=2))
@@ -177,7 +134,7 @@ def _sync_summary(runs: list[dict]) -> dict:
 
 def run_stages_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
     return _grid(backends, config["scales"], lambda backend, doctors: _stages_summary([
-        _on_new_store(backend, workdir, "stages", "stages", doctors=doctors) for _ in range(config["stages_repeats"])]))
+        _on_new_store(backend, workdir, "stages", doctors=doctors) for _ in range(config["repeats"])]))
 
 
 def _stages_summary(runs: list[dict]) -> dict:
@@ -188,31 +145,23 @@ def _stages_summary(runs: list[dict]) -> dict:
         return summary([r["rows_loaded"] / sum(r["seconds"][s] for s in stages) for r in runs])
 
     return {"runs": runs, "rows_total": runs[0]["rows_total"], "seconds": each("seconds"),
-            "transforms_detail": each("transforms_detail"), **_summaries(runs, ["total_seconds"]),
-            "staging_rows_per_second": rate(("staging_load",)),
+            "transforms_detail": each("transforms_detail"), "staging_rows_per_second": rate(("staging_load",)),
             "staging_and_index_rows_per_second": rate(("staging_load", "index_build")),
-            **_summaries(runs, ["rollback_verify_seconds"]),
-            "loader_ceiling": each("loader_ceiling", "_rows_per_second"),
-            "snapshot_bytes": runs[0]["snapshot_bytes"], **_summaries(runs, ["max_rss_bytes"])}
+            **_summaries(runs, ["total_seconds", "rollback_verify_seconds", "max_rss_bytes"]),
+            "loader_ceiling": each("loader_ceiling", "_rows_per_second"), "snapshot_bytes": runs[0]["snapshot_bytes"]}
 
 
 def run_versions_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
     params = {k: config[k] for k in ("milestones", "publish_samples", "rollback_samples")}
-    return {b: _on_new_store(b, workdir, "versions", "versions", doctors=config["versions_doctors"], **params)
-            for b in backends}
+    return {b: _on_new_store(b, workdir, "versions", doctors=config["versions_doctors"], **params) for b in backends}
 
 
 def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
-    out: dict = dict.fromkeys(config["peers"])
-    if "legacy" in out:
-        out["legacy"] = _grid(backends, config["legacy_scales"], lambda b, d: _on_new_store(
-            b, workdir, "legacy", "peer_legacy", doctors=d, sample=config["legacy_sample"]))
-    if "dlt" in out:
-        out["dlt"] = _dlt_peer(config, backends, workdir, notes)
-    for name, module in (("delta", "deltalake"), ("iceberg", "pyiceberg")):
-        if name in out:
-            out[name] = _lake_peer(config, name, module, workdir, notes)
-    return out
+    legacy = _grid(backends, config["legacy_scales"], lambda b, d: _on_new_store(
+        b, workdir, "peer_legacy", doctors=d, sample=config["legacy_sample"]))
+    return {"legacy": legacy, "dlt": _dlt_peer(config, backends, workdir, notes),
+            **{name: _lake_peer(config, name, module, workdir, notes)
+               for name, module in (("delta", "deltalake"), ("iceberg", "pyiceberg"))}}
 
 
 def _dlt_peer(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
@@ -221,16 +170,16 @@ def _dlt_peer(config: dict, backends: list[str], workdir: Path, notes: list[str]
         return {}
 
     def measure(backend: str, doctors: int) -> dict | None:
-        strategies = [s for s in config["dlt_scales"][doctors]
+        strategies = [s for s in config["dlt_scales"][str(doctors)]
                       if backend != "sqlite" or s != "staging-optimized"]  # not offered for SQLite
         try:
-            return _on_new_store(backend, workdir, "dlt", "peer_dlt", doctors=doctors, strategies=strategies,
+            return _on_new_store(backend, workdir, "peer_dlt", doctors=doctors, strategies=strategies,
                                  runs=config["dlt_runs"])
         except RuntimeError as error:
             notes.append(f"dlt on {backend} at {doctors:,} failed: {str(error)[-400:]}")
             return None
 
-    return _grid(backends, list(config["dlt_scales"]), measure)
+    return _grid(backends, [int(d) for d in config["dlt_scales"]], measure)
 
 
 def _lake_peer(config: dict, name: str, module: str, workdir: Path, notes: list[str]) -> dict | None:
@@ -240,8 +189,8 @@ def _lake_peer(config: dict, name: str, module: str, workdir: Path, notes: list[
     scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
     log(f"peer {name}: versions {config['lake_milestones']}")
     try:
-        return run_worker(f"peer_{name}", {"doctors": config["versions_doctors"], "workdir": str(scratch),
-                                           "milestones": config["lake_milestones"], "samples": config["lake_samples"]})
+        return run_worker("peer_lake", {"lake": name, "doctors": config["versions_doctors"], "workdir": str(scratch),
+                                        "milestones": config["lake_milestones"], "samples": config["lake_samples"]})
     except RuntimeError as error:
         notes.append(f"{name} failed: {str(error)[-400:]}")
         return None

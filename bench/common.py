@@ -1,4 +1,7 @@
-"""Shared by the benchmark modules: stores to run against, statistics, machine facts, child processes."""
+"""Shared by the benchmark modules: stores to run against, statistics, machine facts, child processes.
+
+`python -m bench.common TASK 'JSON PARAMS'` runs one benchmark task in a fresh process; it prints one JSON line.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +32,10 @@ PACKAGES = ("reval_assets", "dagster", "pyarrow", "numpy", "SQLAlchemy", "psycop
 # The core stages the benchmark times separately, in pipeline order.
 STAGES = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views",
           "checks", "publish")
+TASKS = {"stages": "bench.stages:run_stages", "versions": "bench.versions:run_versions",
+         "sync": "bench.sync:run_sync_task", "profile": "bench.sync:run_profile",
+         "peer_legacy": "bench.peers:peer_legacy", "peer_dlt": "bench.peers:peer_dlt",
+         "peer_lake": "bench.peers:peer_lake"}
 
 
 def log(message: str) -> None:
@@ -55,6 +63,10 @@ def seconds_of(operation: Callable[..., object], *args: object) -> float:
 def clean_env() -> dict[str, str]:
     """This process's environment without any REVAL_*/DAGSTER_* setting leaking into a child."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("REVAL_", "DAGSTER_"))}
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 # -- stores to run against ---------------------------------------------------------------------
@@ -131,38 +143,44 @@ class ChildResult:
     max_rss_bytes: int
     cpu_seconds: float
 
+    def failure(self, what: str) -> str:
+        return f"{what} failed (exit {self.code}):\n" + "\n".join(self.stderr.strip().splitlines()[-15:])
+
 
 def run_measured(args: list[str], env: dict[str, str], *, timeout: float | None = None) -> ChildResult:
-    """Run a child, reaped with wait4 to read its own peak RSS (Linux ru_maxrss is KiB) and CPU time."""
+    """Run a child, reaped with wait4 to read its own peak RSS (Linux ru_maxrss is KiB) and CPU time. Its output
+    goes to files, not pipes: nothing reads a pipe while it runs, and a full one would stall it."""
     started = time.perf_counter()
-    out_path = Path(env.get("TMPDIR", "/tmp")) / f"bench-out-{uuid.uuid4().hex}"
-    err_path = out_path.with_suffix(".err")
-    with open(out_path, "w") as out, open(err_path, "w") as err:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=err)
         while not (reaped := os.wait4(process.pid, os.WNOHANG))[0]:
             if timeout is not None and time.perf_counter() > started + timeout:
                 process.kill()
             time.sleep(0.01)
-    _, status, usage = reaped
-    seconds = time.perf_counter() - started
-    stdout, stderr = out_path.read_text(), err_path.read_text()
-    out_path.unlink(missing_ok=True)
-    err_path.unlink(missing_ok=True)
-    return ChildResult(os.waitstatus_to_exitcode(status), stdout, stderr, seconds, usage.ru_maxrss * 1024,
-                       usage.ru_utime + usage.ru_stime)
+        seconds, (_, status, usage) = time.perf_counter() - started, reaped
+        out.seek(0)
+        err.seek(0)
+        return ChildResult(os.waitstatus_to_exitcode(status), out.read(), err.read(), seconds,
+                           usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
 
 
 def worker(task: str, params: dict, env: dict[str, str] | None = None, *, timeout: float | None = None) -> dict:
-    """Run `bench.worker TASK PARAMS` in a fresh process; return its JSON (plus its peak memory)."""
+    """Run `bench.common TASK PARAMS` in a fresh process; return its JSON (plus its peak memory)."""
     env = {"PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false", **(env or clean_env())}
-    result = run_measured([sys.executable, "-m", "bench.worker", task, json.dumps(params)], env, timeout=timeout)
+    result = run_measured([sys.executable, "-m", "bench.common", task, json.dumps(params)], env, timeout=timeout)
     if result.code != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"worker {task} failed (exit {result.code}):\n{tail}")
+        raise RuntimeError(result.failure(f"worker {task}"))
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     payload.update(process_seconds=result.seconds, process_max_rss_bytes=result.max_rss_bytes,
                    process_cpu_seconds=result.cpu_seconds)
     return payload
+
+
+def _run_task() -> None:
+    task, params = sys.argv[1], json.loads(sys.argv[2])
+    module, function = TASKS[task].split(":")
+    result = getattr(importlib.import_module(module), function)(**params)
+    sys.stdout.write("\n" + json.dumps(result, default=str) + "\n")
 
 
 # -- machine and versions ----------------------------------------------------------------------
@@ -193,12 +211,10 @@ def machine() -> dict:
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        models = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        models = []
+    return models[0].split(":", 1)[1].strip() if models else platform.processor() or "unknown"
 
 
 def _pg_version() -> object:
@@ -218,5 +234,5 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+if __name__ == "__main__":
+    _run_task()

@@ -173,18 +173,17 @@ def _dlt_run(pipeline, tables: dict[str, pa.Table]) -> dict:  # type: ignore[no-
 # -- Delta Lake and Iceberg: a version per overwrite, restore/rollback to the previous ---------
 
 
-def time_rollbacks(write_version: Callable[[], None], prepare_rollback: Callable[[], Callable[[int], None]], *,
-                   doctors: int, milestones: list[int], samples: int, budget_seconds: float) -> dict:
-    """Write versions up to each milestone (within the budget), then time `samples` rollbacks there.
-    `prepare_rollback()` (untimed) returns `rollback(i)`: back one version when `i` is even, forward when odd."""
+def peer_lake(*, lake: str, doctors: int, milestones: list[int], samples: int, workdir: str,
+              budget_seconds: float = 1800) -> dict:
+    """Write versions up to each milestone (within the budget), then time `samples` rollbacks there."""
+    write_version, prepare_rollback = LAKES[lake](entity_tables(doctors, workdir), Path(workdir) / lake)
     write_seconds: list[float] = []
     out: dict = {"doctors": doctors, "milestones": {}}
     deadline = time.perf_counter() + budget_seconds
     for milestone in milestones:
         while len(write_seconds) < milestone and time.perf_counter() < deadline:
             write_seconds.append(seconds_of(write_version))
-        written = len(write_seconds)
-        if written < milestone:
+        if (written := len(write_seconds)) < milestone:
             out["stopped"] = f"building versions took longer than {budget_seconds:.0f} s; measured at {written}"
             milestone = written
         rollback = prepare_rollback()
@@ -195,12 +194,13 @@ def time_rollbacks(write_version: Callable[[], None], prepare_rollback: Callable
     return out
 
 
-def peer_delta(*, doctors: int, milestones: list[int], samples: int, workdir: str,
-               budget_seconds: float = 1800) -> dict:
-    from deltalake import DeltaTable, write_deltalake
+# A lake's (write_version(), prepare_rollback()); `prepare_rollback()` (untimed) returns `rollback(i)`: back one
+# version when `i` is even, forward again when odd.
+Lake = tuple[Callable[[], None], Callable[[], Callable[[int], None]]]
 
-    tables = entity_tables(doctors, workdir)
-    root = Path(workdir) / "delta"
+
+def _delta(tables: dict[str, pa.Table], root: Path) -> Lake:
+    from deltalake import DeltaTable, write_deltalake
 
     def write_version() -> None:
         for e in ENTITIES:
@@ -216,16 +216,12 @@ def peer_delta(*, doctors: int, milestones: list[int], samples: int, workdir: st
 
         return rollback
 
-    return time_rollbacks(write_version, prepare_rollback, doctors=doctors, milestones=milestones, samples=samples,
-                          budget_seconds=budget_seconds)
+    return write_version, prepare_rollback
 
 
-def peer_iceberg(*, doctors: int, milestones: list[int], samples: int, workdir: str,
-                 budget_seconds: float = 1800) -> dict:
+def _iceberg(tables: dict[str, pa.Table], root: Path) -> Lake:
     from pyiceberg.catalog.sql import SqlCatalog
 
-    tables = entity_tables(doctors, workdir)
-    root = Path(workdir) / "iceberg"
     (root / "warehouse").mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog("bench", uri=f"sqlite:///{root / 'catalog.db'}", warehouse=f"file://{root / 'warehouse'}")
     catalog.create_namespace("reval")
@@ -245,5 +241,7 @@ def peer_iceberg(*, doctors: int, milestones: list[int], samples: int, workdir: 
             else:  # forward again: the newest is no ancestor of the rolled-back state
                 manage.set_current_snapshot(snapshots[e][-1]).commit()
 
-    return time_rollbacks(write_version, lambda: rollback, doctors=doctors, milestones=milestones, samples=samples,
-                          budget_seconds=budget_seconds)
+    return write_version, lambda: rollback
+
+
+LAKES: dict[str, Callable[[dict[str, pa.Table], Path], Lake]] = {"delta": _delta, "iceberg": _iceberg}

@@ -16,7 +16,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from bench.common import STAGES
+from bench.common import STAGES, seconds_of
 from reval_assets import spans
 from reval_assets.domain.schemas import ENTITY_SPECS
 from reval_assets.parallel import map_in_threads
@@ -71,15 +71,13 @@ def run_stages(*, url: str, home: str, doctors: int) -> dict:
         with spans.span("source"):
             source.extract()
         candidate = sync_in_process(runtime, source)
-    total = time.perf_counter() - started
-    rehash = time.perf_counter()  # what `reval rollback` adds before its transaction
-    for ref in candidate.manifest.all_files():
-        runtime.snapshots.read_bytes(ref)
+    total, files = time.perf_counter() - started, list(candidate.manifest.all_files())
+    rehash = seconds_of(lambda: [runtime.snapshots.read_bytes(ref) for ref in files])  # `reval rollback` adds it
+    rows = candidate.manifest.rows()
     result = {"doctors": doctors, **_stage_seconds(intervals, candidate.seconds["views"], total),
-              "load_files_seconds": candidate.seconds["load"], "rollback_verify_seconds": time.perf_counter() - rehash,
-              "rows": candidate.manifest.rows(), "rows_total": sum(candidate.manifest.rows().values()),
-              "rows_loaded": candidate.load.rows_loaded, "total_seconds": total,
-              "snapshot_bytes": sum(ref.bytes for ref in candidate.manifest.all_files()),
+              "load_files_seconds": candidate.seconds["load"], "rollback_verify_seconds": rehash, "rows": rows,
+              "rows_total": sum(rows.values()), "rows_loaded": candidate.load.rows_loaded, "total_seconds": total,
+              "snapshot_bytes": sum(ref.bytes for ref in files),
               "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     result["loader_ceiling"] = loader_ceiling(runtime, candidate.manifest, home=Path(home))  # after the peak is read
     runtime.close()

@@ -12,28 +12,24 @@ from bench.stages import runtime_for, sync_in_process
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.steps import stage_candidate
 from reval_assets.sources.synthetic import SyntheticSource
-from reval_assets.store import live as live_module
+from reval_assets.store.live import LiveStore
 
 PASSED = [{"name": "bench_same_files", "passed": True, "blocking": True, "metadata": {},
            "description": "same files as the first version, which passed the real checks"}]
 BENCH = {"actor": "bench", "reason": "bench"}
 
 
-def pooled_live_store(url: str):  # type: ignore[no-untyped-def]
-    """A `LiveStore` whose engine keeps one connection open (the shipped store uses `NullPool` on SQLite: every
-    operation opens a connection, whose first statement parses the whole schema): builds versions cheaply."""
-    original = sa.create_engine
+class PersistentLiveStore(LiveStore):
+    """A `LiveStore` whose SQLite engine keeps one connection open per thread. The shipped store uses `NullPool`:
+    every operation opens a connection, whose first statement parses the whole schema."""
 
-    def create_engine(target, **kwargs):  # type: ignore[no-untyped-def]
-        if str(target).startswith("sqlite"):
-            kwargs["poolclass"] = sa.pool.SingletonThreadPool
-        return original(target, **kwargs)
-
-    live_module.sa.create_engine = create_engine
-    try:
-        return live_module.LiveStore(url)
-    finally:
-        live_module.sa.create_engine = original
+    def _make_engine(self, url: str, *, create: bool) -> sa.Engine:
+        engine = super()._make_engine(url, create=create)
+        if self.dialect == "sqlite":  # the same engine and its connect/begin listeners, on another pool
+            shipped = engine.pool
+            engine.pool = sa.pool.SingletonThreadPool(shipped._creator, _dispatch=shipped.dispatch,
+                                                      dialect=shipped._dialect)
+        return engine
 
 
 def run_versions(*, url: str, home: str, doctors: int, milestones: list[int], publish_samples: int,
@@ -46,13 +42,22 @@ def run_versions(*, url: str, home: str, doctors: int, milestones: list[int], pu
     # are per process), giving "disk I/O error". Later versions reuse the tables: no ADBC.
     published = [sync_in_process(runtime, SyntheticSource(doctors=doctors, seed=0)).manifest.version]
     builder = runtime_for(url, home, doctors)  # same store through one persistent connection: cheap set-up
-    builder.__dict__["live"] = pooled = pooled_live_store(url)
+    builder.__dict__["live"] = pooled = PersistentLiveStore(url)
 
     def stage_passed() -> str:
         candidate = stage_candidate(builder, actor="bench", reason="bench version", run_id=None)
         assert candidate.load.tables_loaded == 0
         pooled.record_checks(candidate.manifest.version, PASSED, actor="bench", env="dev")
         return candidate.manifest.version
+
+    def publish_one(publish: Callable[[str], object], milestone: int) -> float:
+        """Time one publish; then drop the oldest retired version (untimed), so the count stays at the milestone."""
+        seconds = seconds_of(publish, version := stage_passed())
+        published.append(version)
+        if len(published) > milestone:
+            pooled.drop_version(oldest := published.pop(0))
+            runtime.snapshots.delete_manifest(oldest)
+        return seconds
 
     # One block per way of timing, so a persistent connection is not invalidated by DDL from
     # the shipped store's connections in between (each would force a full schema re-parse).
@@ -74,10 +79,8 @@ def run_versions(*, url: str, home: str, doctors: int, milestones: list[int], pu
             operations.publish(builder, version, **BENCH)
             built += 1
         build_seconds = (time.perf_counter() - started) / built if built else None
-        timings = {}
-        for kind, publish in publishes.items():
-            timings[kind] = [_publish_one(publish, stage_passed(), published, milestone, runtime, pooled)
-                             for _ in range(publish_samples)]
+        timings = {kind: [publish_one(publish, milestone) for _ in range(publish_samples)]
+                   for kind, publish in publishes.items()}
         if _time_rollbacks(rollbacks, published, rollback_samples, timings) != published[-1]:
             pooled.rollback(published[-1], **BENCH, env="dev")  # the newest live again for the next milestone
         out["milestones"][str(milestone)] = {
@@ -86,18 +89,6 @@ def run_versions(*, url: str, home: str, doctors: int, milestones: list[int], pu
     pooled.close()
     runtime.close()
     return out
-
-
-def _publish_one(publish: Callable[[str], object], version: str, published: list[str], milestone: int,
-                 runtime, pooled) -> float:  # type: ignore[no-untyped-def]
-    """Time one publish; then drop the oldest retired version (untimed), so the count stays at the milestone."""
-    seconds = seconds_of(publish, version)
-    published.append(version)
-    if len(published) > milestone:
-        oldest = published.pop(0)
-        pooled.drop_version(oldest)
-        runtime.snapshots.delete_manifest(oldest)
-    return seconds
 
 
 def _time_rollbacks(rollbacks: dict[str, Callable[[str], object]], published: list[str], samples: int,

@@ -33,6 +33,18 @@ def test_results_render_to_the_sections_and_tables_of_the_committed_results_md()
                       "4.15 s; process 5.20 s | ✅ met |"
 
 
+def test_the_prose_renders_as_in_the_committed_results_md() -> None:
+    """Outside the tables, every line is as committed, but for those the fixture's trimming shows in (the national
+    scale, min–max, the notes)."""
+    trimmed = ("Transforms in detail", "Writing one version", "- ")
+
+    def prose(markdown: str) -> list[str]:
+        return [line for line in markdown.splitlines() if not line.startswith(("|", *trimmed))]
+
+    results = json.loads((HERE / "bench_results_fixture.json").read_text())
+    assert prose(report.render(results)) == prose(RESULTS_MD.read_text())
+
+
 def _stat(median: float) -> dict:
     return {"median": median, "min": median, "max": median, "n": 1}
 

@@ -104,6 +104,23 @@ def test_publish_refuses_a_candidate_whose_checks_failed_or_never_ran(runtime):
         operations.rollback(runtime, blocked, actor="t", reason="t")
 
 
+def test_checks_recorded_again_unblock_a_candidate_but_never_touch_a_published_one(runtime):
+    live = publish(runtime)
+    blocked = stage(runtime, SyntheticSource(doctors=1500, seed=7, faults=["mapping_break"]))
+    passing = [{"name": "non_empty", "passed": True, "blocking": True}]
+    assert runtime.live.record_checks(blocked, passing, actor="Alice", env="dev", changed_thresholds={"min_rows": 0})
+    row = runtime.live.version(blocked)
+    assert row["status"] == VersionStatus.STAGED.value and row["checks_passed"] is True
+    [unblock] = [r for r in runtime.live.audit_rows() if r["action"] == "unblock"]
+    assert unblock["version"] == blocked and unblock["actor"] == "Alice" and '"min_rows": 0' in unblock["detail"]
+
+    before = runtime.live.version(live)
+    failing = [{"name": "non_empty", "passed": False, "blocking": True}]
+    with pytest.raises(PublishError, match="only a staged or blocked candidate is checked"):
+        runtime.live.record_checks(live, failing, actor="Alice", env="dev")
+    assert runtime.live.version(live) == before and runtime.live.live_version() == live
+
+
 def test_two_publishers_racing_exactly_one_wins(runtime):
     base = publish(runtime)
     a = stage(runtime, SyntheticSource(doctors=1500, seed=1), thresholds=NEW_POPULATION)
