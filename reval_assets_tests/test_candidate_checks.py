@@ -33,17 +33,22 @@ def audit(runtime: Runtime, version: str) -> list[tuple[str, str]]:
     return [(r["action"], r["actor"]) for r in runtime.live.audit_rows() if r["version"] == version]
 
 
+def live_then_blocked(open_runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch,
+                      confirm: str | None = None) -> tuple[Runtime, str, str]:
+    """A live version, then a candidate blocked by unknown enum values only."""
+    runtime = open_runtime()
+    live = run_sync(runtime, batches=ALL_BATCHES, reason="clean", actor="tester", confirm=confirm)
+    monkeypatch.setenv("REVAL_FAULTS", "unknown_enums")
+    runtime = open_runtime()
+    candidate = run_sync(runtime, batches=ALL_BATCHES, reason="two odd values", actor="tester", confirm=confirm)
+    assert live.published and candidate.blocked_by == ["schema"], candidate.messages
+    return runtime, live.version, candidate.version
+
+
 @pytest.fixture
 def blocked(instance: dg.DagsterInstance, open_runtime: Callable[[], Runtime],
             monkeypatch: pytest.MonkeyPatch) -> tuple[Runtime, str, str]:
-    """A live version, then a candidate blocked by unknown enum values only."""
-    runtime = open_runtime()
-    live = run_sync(runtime, batches=ALL_BATCHES, reason="clean", actor="tester", confirm=None)
-    monkeypatch.setenv("REVAL_FAULTS", "unknown_enums")
-    runtime = open_runtime()
-    candidate = run_sync(runtime, batches=ALL_BATCHES, reason="two odd values", actor="tester", confirm=None)
-    assert live.published and candidate.blocked_by == ["schema"], candidate.messages
-    return runtime, live.version, candidate.version
+    return live_then_blocked(open_runtime, monkeypatch)
 
 
 def test_a_blocked_candidate_checked_again_with_other_thresholds_is_unblocked_audited_and_publishable(
@@ -111,3 +116,16 @@ def test_a_threshold_out_of_range_is_a_config_error_naming_it(
     assert not wrong.success
     assert "candidate_checks config: threshold min_mapping_coverage must be a share" in failure_message(wrong)
     assert runtime.live.version(version)["status"] == "blocked"
+
+
+def test_in_prod_checking_a_named_candidate_again_names_its_operator(
+        instance: dg.DagsterInstance, open_runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVAL_ENV", "prod")
+    runtime, _, version = live_then_blocked(open_runtime, monkeypatch, confirm="prod")
+    unnamed = check_again(instance, version=version, thresholds=RELAXED)
+    assert not unnamed.success
+    message = failure_message(unnamed)
+    assert message.startswith("REFUSED: this is PROD") and "operator: <your name>" in message
+    assert runtime.live.version(version)["status"] == "blocked" and audit(runtime, version)[-1] == ("refuse", "dagster")
+    named = check_again(instance, version=version, thresholds=RELAXED, operator="Alice Ward")
+    assert named.success and audit(runtime, version)[-1] == ("unblock", "Alice Ward")

@@ -16,6 +16,7 @@ from reval_assets.assets.failures import failure_of, translated
 from reval_assets.assets.release import alert_on_failure
 from reval_assets.domain.enums import VersionStatus
 from reval_assets.errors import ReleaseBlocked, RevalError
+from reval_assets.pipeline.guard import require_operator
 from reval_assets.pipeline.operations import check_candidate
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.quality.checks import CHECKS, CheckResult, drift_changes
@@ -56,8 +57,8 @@ class CheckConfig(dg.Config):
     )
     thresholds: ThresholdsConfig = Field(
         default_factory=ThresholdsConfig, description="The blocking checks' thresholds, for this run only.")
-    operator: str = Field(default="", description="Your name, recorded in the audit when a check run unblocks a "
-                          "candidate; empty: the run's `reval/actor` tag, else \"dagster\".")
+    operator: str = Field(default="", description="Your name, recorded in the audit. Required in staging and prod "
+                          "to check a named candidate again from the UI (it can unblock it).")
 
 
 @dg.multi_asset_check(
@@ -81,10 +82,13 @@ def _check(context: dg.AssetCheckExecutionContext, config: CheckConfig, reval: R
         thresholds = config.thresholds.to_thresholds(config.allow_drift_reason)
     except ValueError as error:
         raise RevalError(f"candidate_checks config: {error}") from None
+    who = actor_of(context, config.operator)
     version = config.version.strip() or _candidate_of_run(runtime, context.run, context.instance)
+    if config.version.strip() and not who.named:  # checking a named one again, from the UI: it can unblock it
+        require_operator(runtime, "checking a candidate again", version, who.name, "candidate_checks")
     manifest = runtime.snapshots.manifest(_checkable(runtime, version))
     with writing(runtime, "check a candidate", context):
-        results = check_candidate(runtime, manifest, thresholds, actor=actor_of(context, config.operator).name)
+        results = check_candidate(runtime, manifest, thresholds, actor=who.name)
     for result in results:
         yield dg.AssetCheckResult(asset_key="release_candidate", check_name=result.name, passed=result.passed,
                                   severity=dg.AssetCheckSeverity.ERROR, description=result.description,

@@ -42,12 +42,29 @@ def guarded(runtime: Runtime, action: str, version: str | None, actor: str, reas
     in the audit detail when it is not `action` (`reval sync` refuses "publishing" as "sync"). A refused id
     that is no version id of ours is audited in the detail only: the catalog's version column holds
     generated ids. `named` false: `actor` is no one's name (a UI launch without `operator`), refused too."""
-    env = runtime.settings.env
     try:
-        require_confirmation(env, confirm, action, named=named)
+        require_confirmation(runtime.settings.env, confirm, action, named=named)
     except GuardRefused as refusal:
-        ours = version if version is not None and VERSION_ID.match(version) else None
-        detail = {"action": audited_as or action, "message": str(refusal),
-                  **({} if ours == version else {"given": (version or "")[:100]})}
-        runtime.live.audit("refuse", ours, actor, env.value, reason, detail)
+        _audit_refusal(runtime, refusal, audited_as or action, version, actor, reason)
         raise
+
+
+def require_operator(runtime: Runtime, action: str, version: str | None, actor: str, reason: str) -> None:
+    """In staging and prod, a Dagster launch that names no one (`operator` empty) is refused, and audited, where
+    its audit would otherwise say only "dagster": checking a candidate again, which can unblock it."""
+    env = runtime.settings.env
+    if not env.needs_confirmation:
+        return
+    refusal = GuardRefused(f"REFUSED: this is {env.value.upper()}; {action} is audited by name. Nothing was "
+                           "changed. To go ahead, say who you are, for the audit: `operator: <your name>` in the "
+                           "Dagster run config.")
+    _audit_refusal(runtime, refusal, action, version, actor, reason)
+    raise refusal
+
+
+def _audit_refusal(runtime: Runtime, refusal: GuardRefused, action: str, version: str | None, actor: str,
+                   reason: str) -> None:
+    ours = version if version is not None and VERSION_ID.match(version) else None
+    given = {} if ours == version else {"given": (version or "")[:100]}
+    detail = {"action": action, "message": str(refusal), **given}
+    runtime.live.audit("refuse", ours, actor, runtime.settings.env.value, reason, detail)
