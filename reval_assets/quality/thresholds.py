@@ -1,6 +1,6 @@
 """The one threshold model of the blocking checks: every threshold, its safe default and its doc.
 
-The Dagster config of release_candidate (`assets.release.ThresholdsConfig`) is generated from
+The Dagster config of candidate_checks (`assets.checks.ThresholdsConfig`) is generated from
 these fields, so a new threshold is one edit here.
 """
 
