@@ -336,6 +336,19 @@ def test_prod_publish_needs_the_typed_confirmation(
     assert [r["actor"] for r in runtime.live.audit_rows() if r["action"] == "publish"] == [OPERATOR]
 
 
+def test_a_prod_release_from_the_ui_audits_its_stage_and_publish_under_the_operator(
+    instance: dg.DagsterInstance, open_runtime: Callable[[], Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVAL_ENV", "prod")
+    runtime = open_runtime()
+    assert sync_batches(instance).success
+    released = release(instance, ops={**CONFIRM_PROD, "release_candidate": {"config": {"operator": OPERATOR}}})
+    assert released.success
+    live = runtime.live.live_version()
+    assert [(r["action"], r["actor"]) for r in runtime.live.audit_rows() if r["version"] == live] == [
+        ("stage", OPERATOR), ("publish", OPERATOR)]
+
+
 def rollback_run(instance: dg.DagsterInstance, config: dict) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("rollback").execute_in_process(
         instance=instance, run_config={**QUIET, "ops": {"rollback_op": {"config": config}}}, raise_on_error=False

@@ -43,6 +43,9 @@ class CandidateConfig(dg.Config):
         "of partitions 2 and 5 takes 2 and 5 fresh); if it built none, every batch's newest materialisation, which "
         "may be a staged or blocked run's. Before anything is live, the other batches are the newest too.",
     )
+    operator: str = Field(
+        default="", description="Your name, recorded in the audit as who staged it (optional: staging changes "
+        "nothing admins see); `reval` commands record their user, Dagster+ its signed-in one.")
 
 
 class PublishConfig(OperatorConfig):
@@ -80,7 +83,7 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of functi
 )
 def release_candidate(context: dg.AssetExecutionContext, config: CandidateConfig,
                       reval: RevalResource) -> dg.MaterializeResult:
-    with alert_on_failure(context, "release_candidate", config.reason), translated(context):
+    with alert_on_failure(context, "release_candidate", config.reason, operator=config.operator), translated(context):
         return _stage(context, config, reval)
 
 
@@ -89,7 +92,7 @@ def _stage(context: dg.AssetExecutionContext, config: CandidateConfig, reval: Re
     fresh = _fresh_batches(context, config, runtime)
     with writing(runtime, "stage a candidate", context):
         require_room(runtime)
-        candidate = stage_candidate(runtime, actor=actor_of(context).name, reason=config.reason,
+        candidate = stage_candidate(runtime, actor=actor_of(context, config.operator).name, reason=config.reason,
                                     run_id=context.run.run_id, fresh_batches=fresh)
     manifest = candidate.manifest
     rows = manifest.rows()
