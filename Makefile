@@ -37,9 +37,10 @@ ui: install
 clean:
 	rm -rf $(VENV) .reval
 
-# The benchmark: `make bench` (small, minutes) and `make bench-full` (national scale).
-# Installs the optional `bench` group (peers: dlt, deltalake, pyiceberg; psutil, pyinstrument).
-.PHONY: bench bench-full
+# The benchmark: `make bench` (small, minutes) and `make bench-full` (national scale); `make bench-profile`
+# writes the call tree of one `reval sync` (PROFILE_DOCTORS, 100,000 by default) to bench/profile_hee.txt.
+# Installs the optional `bench` group (peers: dlt, deltalake, pyiceberg; pyinstrument).
+.PHONY: bench bench-full bench-profile
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
@@ -51,3 +52,11 @@ bench: $(BENCH_STAMP)
 
 bench-full: $(BENCH_STAMP)
 	$(BIN)/python -m bench --profile full
+
+PROFILE_DOCTORS ?= 100000
+PROFILE_OUT ?= bench/profile_hee.txt
+bench-profile: $(BENCH_STAMP)
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && \
+	env REVAL_ENV=dev REVAL_HOME="$$home" DAGSTER_HOME="$$home/dagster" REVAL_DOCTORS=$(PROFILE_DOCTORS) \
+	    REVAL_LIVE_URL="sqlite:///$$home/live.db" \
+	    $(BIN)/pyinstrument --interval 0.001 -r text -o $(PROFILE_OUT) $(BIN)/reval sync --reason profile

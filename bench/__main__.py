@@ -19,9 +19,9 @@ from pathlib import Path
 from bench import report
 from bench.common import BACKENDS, ROOT, has, load_average, log, machine, new_store, pg_reachable, summary, versions
 from bench.common import worker as run_worker
-from bench.sync import api_sync, cli_sync
+from bench.sync import cli_sync
 
-SECTIONS = ("sync", "stages", "latency", "peers", "profile")
+SECTIONS = ("sync", "stages", "latency", "peers")
 RESYNC_BATCH = 3
 PROFILES: dict[str, dict] = tomllib.loads((Path(__file__).parent / "profiles.toml").read_text())
 
@@ -117,8 +117,8 @@ def run_sync_section(config: dict, backends: list[str], workdir: Path, notes: li
                 runs["full"].append(cli_sync(store, doctors))
                 if doctors in config["resync_scales"]:
                     log(f"sync {backend} {doctors:,}: one batch changed, then everything changed")
-                    runs["one_batch"].append(api_sync(store, doctors, seed=1, batches=[RESYNC_BATCH]))
-                    runs["full_changed"].append(api_sync(store, doctors, seed=2))
+                    runs["one_batch"].append(cli_sync(store, doctors, seed=1, batches=[RESYNC_BATCH]))
+                    runs["full_changed"].append(cli_sync(store, doctors, seed=2))
         return {k: _sync_summary(v) for k, v in runs.items() if v}
 
     return _grid(backends, config["scales"], measure)
@@ -165,50 +165,43 @@ def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: l
 
 
 def _dlt_peer(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
-    if not has("dlt"):
-        notes.append("dlt skipped: the package is not installed (pip install -e '.[bench]')")
-        return {}
-
     def measure(backend: str, doctors: int) -> dict | None:
         strategies = [s for s in config["dlt_scales"][str(doctors)]
                       if backend != "sqlite" or s != "staging-optimized"]  # not offered for SQLite
-        try:
-            return _on_new_store(backend, workdir, "peer_dlt", doctors=doctors, strategies=strategies,
-                                 runs=config["dlt_runs"])
-        except RuntimeError as error:
-            notes.append(f"dlt on {backend} at {doctors:,} failed: {str(error)[-400:]}")
-            return None
+        return _optional_peer(f"dlt on {backend} at {doctors:,}", notes, lambda: _on_new_store(
+            backend, workdir, "peer_dlt", doctors=doctors, strategies=strategies, runs=config["dlt_runs"]))
 
-    return _grid(backends, [int(d) for d in config["dlt_scales"]], measure)
+    return _grid(backends, [int(d) for d in config["dlt_scales"]], measure) if _installed("dlt", notes) else {}
 
 
 def _lake_peer(config: dict, name: str, module: str, workdir: Path, notes: list[str]) -> dict | None:
+    def measure() -> dict:
+        with new_store("sqlite", workdir, name) as scratch:  # a folder of its own, removed afterwards
+            log(f"peer {name}: versions {config['lake_milestones']}")
+            return run_worker("peer_lake", {"lake": name, "doctors": config["versions_doctors"],
+                                            "workdir": str(scratch.home), "milestones": config["lake_milestones"],
+                                            "samples": config["lake_samples"]})
+
+    return _optional_peer(name, notes, measure) if _installed(module, notes) else None
+
+
+def _installed(module: str, notes: list[str]) -> bool:
     if not has(module):
-        notes.append(f"{name} skipped: {module} is not installed (pip install -e '.[bench]')")
-        return None
-    scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
-    log(f"peer {name}: versions {config['lake_milestones']}")
+        notes.append(f"{module} skipped: the package is not installed (pip install -e '.[bench]')")
+    return has(module)
+
+
+def _optional_peer(what: str, notes: list[str], measure: Callable[[], dict]) -> dict | None:
+    """A peer's figures, or None with a note of why it failed: a peer must not fail the section."""
     try:
-        return run_worker("peer_lake", {"lake": name, "doctors": config["versions_doctors"], "workdir": str(scratch),
-                                        "milestones": config["lake_milestones"], "samples": config["lake_samples"]})
+        return measure()
     except RuntimeError as error:
-        notes.append(f"{name} failed: {str(error)[-400:]}")
+        notes.append(f"{what} failed: {str(error)[-400:]}")
         return None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def run_profile_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
-    doctors = config["profile_doctors"]
-    with new_store("sqlite", workdir, "profile") as store:
-        log(f"profile: reval sync (run_sync) on SQLite, {doctors:,} doctors")
-        tree = Path(config["out_dir"]) / "profile_hee.txt"
-        return run_worker("profile", {"env": store.env(doctors), "tree_path": str(tree)}, store.env(doctors))
 
 
 RUNNERS: dict[str, Section] = {"sync": run_sync_section, "stages": run_stages_section,
-                               "latency": run_versions_section, "peers": run_peers_section,
-                               "profile": run_profile_section}
+                               "latency": run_versions_section, "peers": run_peers_section}
 
 
 if __name__ == "__main__":

@@ -28,12 +28,11 @@ PG_ADMIN_URL = os.environ.get("REVAL_BENCH_PG_URL", "postgresql+psycopg://postgr
 BACKENDS = ("sqlite", "postgresql")
 GIB, MIB = 1024**3, 1024**2
 PACKAGES = ("reval_assets", "dagster", "pyarrow", "numpy", "SQLAlchemy", "psycopg", "adbc-driver-manager",
-            "adbc-driver-sqlite", "adbc-driver-postgresql", "dlt", "deltalake", "pyiceberg", "psutil", "pyinstrument")
+            "adbc-driver-sqlite", "adbc-driver-postgresql", "dlt", "deltalake", "pyiceberg")
 # The core stages the benchmark times separately, in pipeline order.
 STAGES = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views",
           "checks", "publish")
 TASKS = {"stages": "bench.stages:run_stages", "versions": "bench.versions:run_versions",
-         "sync": "bench.sync:run_sync_task", "profile": "bench.sync:run_profile",
          "peer_legacy": "bench.peers:peer_legacy", "peer_dlt": "bench.peers:peer_dlt",
          "peer_lake": "bench.peers:peer_lake"}
 
@@ -198,10 +197,6 @@ def machine() -> dict:
     import pyarrow as pa
 
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if has("psutil"):
-        import psutil
-
-        memory = psutil.virtual_memory().total
     return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "processor": _cpu_model(), "memory_bytes": memory, "memory_gib": round(memory / GIB, 1),
             "postgresql": _pg_version(), "sqlite": sqlite3.sqlite_version,

@@ -224,53 +224,6 @@ def _dlt_prep(r: dict, b: str, scale: str) -> float | None:
     return stages["source"]["median"] + stages["transforms"]["median"] if stages else None
 
 
-# -- what the unmet ratio targets need, against fixed costs measured in the same pass ----------
-
-
-def _need_vs_floor(need: float | None, floor: float | None, what: str) -> str:
-    if not need or not floor:
-        return "—"
-    return f"needs ≤ {s(need)}; {what} takes {s(floor)}" + (" (above it)" if floor > need else "")
-
-
-def _resync_floor(scale: str) -> Callable[[dict, str], str]:
-    def cell(r: dict, b: str) -> str:
-        full, small_one = sync_seconds(r, b, scale, "full_changed"), sync_seconds(r, b, SMALL, "one_batch")
-        export, small_export = stage_seconds(r, b, scale, "source"), stage_seconds(r, b, SMALL, "source")
-        floor = small_one - small_export + export if small_one and export and small_export else None
-        return _need_vs_floor(full * 0.15 if full else None, floor,
-                              f"generating its export ({s(export)}) plus a one-batch resync of 10,000 "
-                              f"doctors without its own ({s(small_one)} − {s(small_export)})")
-    return cell
-
-
-def _dlt_floor(r: dict, b: str) -> str:
-    ratio = _dlt_ratio(r, b, HEE)
-    return _need_vs_floor(ratio[2] / 5 if ratio else None, sync_seconds(r, b, SMALL), "a cold sync of 10,000 doctors")
-
-
-def _legacy_floor(r: dict, b: str) -> str:
-    theirs = get(r, "peers", "legacy", b, HEE, "extrapolated_seconds")
-    return _need_vs_floor(theirs / 1000 if theirs else None, stage_seconds(r, b, HEE, "source"),
-                          "generating the export alone")
-
-
-FLOORS: tuple[tuple[str, Callable[[dict, str], str]], ...] = (
-    ("one-batch resync ≤ 15 % at hee", _resync_floor(HEE)),
-    ("one-batch resync ≤ 15 % at national", _resync_floor(NATIONAL)),
-    ("≥ 5× dlt at hee", _dlt_floor),
-    ("≥ 1,000× one doctor per transaction at hee", _legacy_floor),
-)
-
-
-def _floors(r: dict, add: Add) -> None:
-    """What a target needs, beside what this pass measured of the fixed costs standing in its way."""
-    rows = [[label, *(cell(r, b) for b in BACKENDS)] for label, cell in FLOORS]
-    if rows := [row for row in rows if any(c != "—" for c in row[1:])]:  # the figures this pass has
-        prose(add, "floors")
-        table(add, ["target", "SQLite", "PostgreSQL"], rows)
-
-
 # -- the report: prose from report_template.md, figures from here ----------------------------
 
 
@@ -291,8 +244,8 @@ def prose(add: Add, name: str, **fields: object) -> None:
 
 def render(r: dict) -> str:
     lines: list[str] = []
-    for section in (_preamble, _targets, _floors, _sync, _stages, _versions, _resync_table, _legacy_peer,
-                    _dlt_peer, _lake_peers, _profile):
+    for section in (_preamble, _targets, _sync, _stages, _versions, _resync_table, _legacy_peer, _dlt_peer,
+                    _lake_peers):
         section(r, lines.append)
     if r.get("notes"):
         prose(lines.append, "notes")
@@ -342,8 +295,6 @@ STAGE_FIGURES: tuple[tuple[str, Callable[[dict], str]], ...] = (
     ("staging load rate", lambda st: rate(st["staging_rows_per_second"]["median"])),
     ("load + index rate", lambda st: rate(st["staging_and_index_rows_per_second"]["median"])),
     ("bare loader: ADBC ingest", lambda st: rate(get(st, "loader_ceiling", "adbc_rows_per_second", "median"))),
-    ("bare loader: psycopg CSV COPY",
-     lambda st: rate(get(st, "loader_ceiling", "psycopg_csv_copy_rows_per_second", "median"))),
     ("peak memory (no Dagster)", lambda st: mem(st["max_rss_bytes"]["max"])),
     ("rollback's file re-hash", lambda st: s(st["rollback_verify_seconds"]["median"])),
 )
@@ -360,10 +311,7 @@ def _stages(r: dict, add: Add) -> None:
         return f"{s(med)} ({med / st['total_seconds']['median']:.0%})" if med is not None else "—"
 
     rows = [[stage, *(share(st, stage) for _, st in runs)] for stage in (*STAGES, "other")]
-    for label, cell in STAGE_FIGURES:
-        cells = [cell(st) for _, st in runs]
-        if not label.startswith("bare loader") or any(c != "—" for c in cells):  # a loader this pass did not try
-            rows.append([label, *cells])
+    rows += [[label, *(cell(st) for _, st in runs)] for label, cell in STAGE_FIGURES]
     table(add, ["stage", *(label for label, _ in runs)], rows)
     detail = [f"{label}: " + ", ".join(f"{k.removeprefix('transforms_')} {s(v['median'])}"
                                        for k, v in st["transforms_detail"].items()) for label, st in runs]
@@ -447,26 +395,6 @@ def _lake_peers(r: dict, add: Add) -> None:
                 "ours PostgreSQL p50 / p95"], rows)
     para(add, "Writing one version (3 tables): "
          + "; ".join(f"{name} {mrange(v['write_version_seconds'])}" for name, v in lake) + ".")
-
-
-def _profile(r: dict, add: Add) -> None:
-    if not (pr := r.get("profile")):
-        return
-    prose(add, "profile", rows=f"{sum(pr['rows'].values()):,}", seconds=s(pr["total_seconds"]), tool=pr["tool"])
-
-    def ranked(title: str, rows: list[dict], share: str = "share") -> None:
-        para(add, title)
-        table(add, ["function", "seconds", share],
-              [[f"`{row['function']}`", f"{row['seconds']:.2f}", f"{row['share']:.0%}"] for row in rows])
-
-    if pr.get("layers"):
-        para(add, "Where the time goes:")
-        table(add, ["part", "seconds", "share"],
-              [[name, f"{v['seconds']:.2f}", f"{v['share']:.0%}"] for name, v in pr["layers"].items()])
-        ranked("Inside Dagster's run machinery (outside our asset code), by self time:",
-               pr.get("top_self_outside_assets", []), "share of the sync")
-    ranked("Project functions by total time (outermost call):", pr["top_project_cumulative"])
-    ranked("Functions by self time (where the time is actually spent):", pr["top_self"])
 
 
 if __name__ == "__main__":  # `python -m bench.report [results.json]`: re-render RESULTS.md beside it

@@ -5,16 +5,13 @@ What each stage covers, and the bare loader (`loader_ceiling`) after it, is in b
 
 from __future__ import annotations
 
-import io
 import resource
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pcsv
 
 from bench.common import STAGES, seconds_of
 from reval_assets import spans
@@ -115,7 +112,7 @@ def _length(intervals: Intervals) -> float:
 
 
 def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
-    """Rows/s of bare bulk loads of the candidate's batch tables into an empty database (bench/README.md)."""
+    """Rows/s of bare ADBC bulk loads of the candidate's batch tables into an empty database (bench/README.md)."""
     dialect = runtime.live.dialect
     tables = [runtime.snapshots.read_table(ref, verify=False).cast(ENTITY_SPECS[entity].schema)
               for entity, refs in manifest.files.items() for ref in refs]
@@ -124,41 +121,24 @@ def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
         url, schema = f"sqlite:///{home / 'loader_ceiling.db'}", None
     else:
         url, schema = runtime.settings.live_url, "loader_ceiling"
+        _recreate_schema(url, schema)
     rows, connections = sum(t.num_rows for t in tables), LOAD_CONNECTIONS[dialect]
-    out = {"rows": rows, "connections": connections}
 
-    def rate(connect: Callable[[], object], ingest: Callable[[object, str, pa.Table], None]) -> float:
-        """Each connection: `CREATE TABLE`, ingest and commit for its share of the tables; rows/s of it all."""
-        def load(share: list[tuple[int, pa.Table]]) -> None:
-            with connect() as connection, connection.cursor() as cursor:
-                for i, data in share:
-                    ddl = bulk.create_table_sql(dialect, f"t{i}", data.schema)
-                    cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}.", 1) if schema else ddl)
-                    ingest(cursor, f"t{i}", data)
-                    connection.commit()
+    def load(share: list[tuple[int, pa.Table]]) -> None:
+        """One connection: `CREATE TABLE`, ingest and commit for each of its share of the tables."""
+        with bulk.adbc_connection(url) as connection, connection.cursor() as cursor:
+            for i, data in share:
+                ddl = bulk.create_table_sql(dialect, f"t{i}", data.schema)
+                cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}.", 1) if schema else ddl)
+                cursor.adbc_ingest(f"t{i}", data, mode="append", db_schema_name=schema)
+                connection.commit()
 
-        if schema:
-            _recreate_schema(url, schema)
-        numbered = list(enumerate(tables))
-        started = time.perf_counter()
-        map_in_threads(load, [numbered[i::connections] for i in range(connections)], workers=connections)
-        return rows / (time.perf_counter() - started)
-
-    out["adbc_rows_per_second"] = rate(lambda: bulk.adbc_connection(url), lambda cursor, name, data: cursor.adbc_ingest(
-        name, data, mode="append", db_schema_name=schema))
-    if dialect == "postgresql":  # another bulk path, to show that ADBC's binary COPY is not the limit
-        out["psycopg_csv_copy_rows_per_second"] = rate(lambda: psycopg.connect(bulk.adbc_uri(url)), _copy_csv(schema))
+    numbered = list(enumerate(tables))
+    seconds = seconds_of(map_in_threads, load, [numbered[i::connections] for i in range(connections)],
+                         connections)
+    if schema:
         _recreate_schema(url, schema, create=False)
-    return out
-
-
-def _copy_csv(schema: str) -> Callable[[object, str, pa.Table], None]:
-    def ingest(cursor: psycopg.Cursor, name: str, data: pa.Table) -> None:
-        text = io.BytesIO()
-        pcsv.write_csv(data, text, pcsv.WriteOptions(include_header=False))
-        with cursor.copy(f"COPY {schema}.{name} FROM STDIN (FORMAT csv)") as copy:
-            copy.write(text.getbuffer())
-    return ingest
+    return {"rows": rows, "connections": connections, "adbc_rows_per_second": rows / seconds}
 
 
 def _recreate_schema(url: str, schema: str, *, create: bool = True) -> None:
