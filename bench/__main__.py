@@ -186,9 +186,9 @@ def _lake_peer(config: dict, name: str, module: str, workdir: Path, notes: list[
 
 
 def _installed(module: str, notes: list[str]) -> bool:
-    if not has(module):
+    if not (found := has(module)):
         notes.append(f"{module} skipped: the package is not installed (pip install -e '.[bench]')")
-    return has(module)
+    return found
 
 
 def _optional_peer(what: str, notes: list[str], measure: Callable[[], dict]) -> dict | None:

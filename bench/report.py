@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.common import GIB, MIB, STAGES
 
-HEE, NATIONAL, SMALL = "100000", "1000000", "10000"
+HEE, NATIONAL = "100000", "1000000"
 BACKENDS = ("sqlite", "postgresql")
 NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 Add = Callable[[str], None]
@@ -86,10 +86,6 @@ def by_scale(data: dict | None) -> list[tuple[str, str, Any]]:
 
 def sync_seconds(r: dict, b: str, doctors: str, kind: str = "full") -> float | None:
     return get(r, "sync", b, doctors, kind, "command_seconds", "median")
-
-
-def stage_seconds(r: dict, b: str, doctors: str, stage: str) -> float | None:
-    return get(r, "stages", b, doctors, "seconds", stage, "median")
 
 
 # -- the targets, as data: (figure, target, the parts of a backend's cell, text when there are none) --
