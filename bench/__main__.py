@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
-from bench.common import BACKENDS, ROOT, has, load_average, log, machine, new_store, pg_reachable, summary, versions
+from bench.common import BACKENDS, PG_ADMIN_URL, ROOT, load_average, log, machine, new_store, summary, versions
 from bench.common import worker as run_worker
 from bench.sync import cli_sync
+from reval_assets.store.bulk import unreachable
 
 SECTIONS = ("sync", "stages", "latency", "peers")
 RESYNC_BATCH = 3
@@ -43,8 +44,8 @@ def configure(args: argparse.Namespace) -> dict:
     if args.scales:
         scales = config["scales"] = [int(s) for s in args.scales.split(",")]
         config["resync_scales"] = [s for s in config["resync_scales"] if s in scales] or scales[-1:]
-        config["legacy_scales"] = [s for s in config["legacy_scales"] if s in scales]
-        config["dlt_scales"] = {k: v for k, v in config["dlt_scales"].items() if int(k) in scales}
+        for key in ("legacy_scales", "dlt_scales"):
+            config[key] = [s for s in config[key] if s in scales]
     config["repeats"] = args.repeats or config["repeats"]
     config["out_dir"] = str(Path(args.out).absolute())
     return config
@@ -54,7 +55,7 @@ def main() -> None:
     args = parse_args()
     config, sections = configure(args), [s for s in args.sections.split(",") if s]
     backends, notes = [b for b in args.backends.split(",") if b], []
-    if "postgresql" in backends and (problem := pg_reachable()):
+    if "postgresql" in backends and (problem := unreachable(PG_ADMIN_URL)):
         notes.append(f"PostgreSQL skipped: unreachable ({problem}); set REVAL_BENCH_PG_URL")
         backends.remove("postgresql")
     results: dict = {
@@ -101,7 +102,7 @@ def _grid(backends: list[str], scales: list[int], measure: Callable[[str, int], 
 
 def _on_new_store(backend: str, workdir: Path, task: str, **params: object) -> dict:
     """A worker task against a fresh store of its own."""
-    with new_store(backend, workdir, task) as store:
+    with new_store(backend, workdir, task.split(":")[1]) as store:
         log(f"{task} {backend}: {', '.join(f'{k} {v}' for k, v in params.items())}")
         return run_worker(task, {"url": store.url, "home": str(store.home), **params})
 
@@ -134,12 +135,12 @@ def _sync_summary(runs: list[dict]) -> dict:
 
 def run_stages_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
     return _grid(backends, config["scales"], lambda backend, doctors: _stages_summary([
-        _on_new_store(backend, workdir, "stages", doctors=doctors) for _ in range(config["repeats"])]))
+        _on_new_store(backend, workdir, "stages:run_stages", doctors=doctors) for _ in range(config["repeats"])]))
 
 
 def _stages_summary(runs: list[dict]) -> dict:
-    def each(key: str, suffix: str = "") -> dict:
-        return {k: summary([r[key][k] for r in runs]) for k in runs[0][key] if k.endswith(suffix)}
+    def each(key: str) -> dict:
+        return {k: summary([r[key][k] for r in runs]) for k in runs[0][key]}
 
     def rate(stages: tuple[str, ...]) -> dict:
         return summary([r["rows_loaded"] / sum(r["seconds"][s] for s in stages) for r in runs])
@@ -148,51 +149,40 @@ def _stages_summary(runs: list[dict]) -> dict:
             "transforms_detail": each("transforms_detail"), "staging_rows_per_second": rate(("staging_load",)),
             "staging_and_index_rows_per_second": rate(("staging_load", "index_build")),
             **_summaries(runs, ["total_seconds", "rollback_verify_seconds", "max_rss_bytes"]),
-            "loader_ceiling": each("loader_ceiling", "_rows_per_second"), "snapshot_bytes": runs[0]["snapshot_bytes"]}
+            "snapshot_bytes": runs[0]["snapshot_bytes"]}
 
 
 def run_versions_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
     params = {k: config[k] for k in ("milestones", "publish_samples", "rollback_samples")}
-    return {b: _on_new_store(b, workdir, "versions", doctors=config["versions_doctors"], **params) for b in backends}
+    params["doctors"] = config["versions_doctors"]
+    return {b: _on_new_store(b, workdir, "versions:run_versions", **params) for b in backends}
 
 
 def run_peers_section(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
     legacy = _grid(backends, config["legacy_scales"], lambda b, d: _on_new_store(
-        b, workdir, "peer_legacy", doctors=d, sample=config["legacy_sample"]))
+        b, workdir, "peers:peer_legacy", doctors=d, sample=config["legacy_sample"]))
     return {"legacy": legacy, "dlt": _dlt_peer(config, backends, workdir, notes),
-            **{name: _lake_peer(config, name, module, workdir, notes)
-               for name, module in (("delta", "deltalake"), ("iceberg", "pyiceberg"))}}
+            **{lake: _optional_peer(lake, notes, lambda lake=lake: _lake_peer(config, lake, workdir))
+               for lake in ("delta", "iceberg")}}
 
 
 def _dlt_peer(config: dict, backends: list[str], workdir: Path, notes: list[str]) -> dict:
-    def measure(backend: str, doctors: int) -> dict | None:
-        strategies = [s for s in config["dlt_scales"][str(doctors)]
-                      if backend != "sqlite" or s != "staging-optimized"]  # not offered for SQLite
-        return _optional_peer(f"dlt on {backend} at {doctors:,}", notes, lambda: _on_new_store(
-            backend, workdir, "peer_dlt", doctors=doctors, strategies=strategies, runs=config["dlt_runs"]))
-
-    return _grid(backends, [int(d) for d in config["dlt_scales"]], measure) if _installed("dlt", notes) else {}
+    return _grid(backends, config["dlt_scales"], lambda backend, doctors: _optional_peer(
+        f"dlt on {backend} at {doctors:,}", notes,
+        lambda: _on_new_store(backend, workdir, "peers:peer_dlt", doctors=doctors, runs=config["dlt_runs"])))
 
 
-def _lake_peer(config: dict, name: str, module: str, workdir: Path, notes: list[str]) -> dict | None:
-    def measure() -> dict:
-        with new_store("sqlite", workdir, name) as scratch:  # a folder of its own, removed afterwards
-            log(f"peer {name}: versions {config['lake_milestones']}")
-            return run_worker("peer_lake", {"lake": name, "doctors": config["versions_doctors"],
-                                            "workdir": str(scratch.home), "milestones": config["lake_milestones"],
-                                            "samples": config["lake_samples"]})
-
-    return _optional_peer(name, notes, measure) if _installed(module, notes) else None
-
-
-def _installed(module: str, notes: list[str]) -> bool:
-    if not (found := has(module)):
-        notes.append(f"{module} skipped: the package is not installed (pip install -e '.[bench]')")
-    return found
+def _lake_peer(config: dict, lake: str, workdir: Path) -> dict:
+    with new_store("sqlite", workdir, lake) as scratch:  # a folder of its own, removed afterwards
+        log(f"peer {lake}: versions {config['lake_milestones']}")
+        return run_worker("peers:peer_lake", {"lake": lake, "doctors": config["versions_doctors"],
+                                        "workdir": str(scratch.home), "milestones": config["lake_milestones"],
+                                        "samples": config["lake_samples"]})
 
 
 def _optional_peer(what: str, notes: list[str], measure: Callable[[], dict]) -> dict | None:
-    """A peer's figures, or None with a note of why it failed: a peer must not fail the section."""
+    """A peer's figures, or None with a note of why it failed (a missing package included: `pip install -e
+    '.[bench]'`): a peer must not fail the section."""
     try:
         return measure()
     except RuntimeError as error:

@@ -1,14 +1,16 @@
 """Shared by the benchmark modules: stores to run against, statistics, machine facts, child processes.
 
-`python -m bench.common TASK 'JSON PARAMS'` runs one benchmark task in a fresh process; it prints one JSON line.
+`python -m bench.common MODULE:FUNCTION 'JSON PARAMS'` runs one benchmark task (a function of a bench module,
+called with the params) in a fresh process; it prints one JSON line.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import statistics
@@ -32,9 +34,6 @@ PACKAGES = ("reval_assets", "dagster", "pyarrow", "numpy", "SQLAlchemy", "psycop
 # The core stages the benchmark times separately, in pipeline order.
 STAGES = ("source", "transforms", "snapshot_write", "snapshot_read", "staging_load", "index_build", "views",
           "checks", "publish")
-TASKS = {"stages": "bench.stages:run_stages", "versions": "bench.versions:run_versions",
-         "peer_legacy": "bench.peers:peer_legacy", "peer_dlt": "bench.peers:peer_dlt",
-         "peer_lake": "bench.peers:peer_lake"}
 
 
 def log(message: str) -> None:
@@ -64,10 +63,6 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("REVAL_", "DAGSTER_"))}
 
 
-def has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 # -- stores to run against ---------------------------------------------------------------------
 
 
@@ -84,12 +79,6 @@ class Store:
         return {**clean_env(), "REVAL_ENV": "dev", "REVAL_HOME": str(self.home), "REVAL_LIVE_URL": self.url,
                 "REVAL_DOCTORS": str(doctors), "REVAL_SEED": str(seed), "REVAL_BATCHES": "16",
                 "DAGSTER_HOME": str(self.home / "dagster"), "PYTHONPATH": str(ROOT)}
-
-
-def pg_reachable() -> str | None:
-    from reval_assets.store.bulk import unreachable
-
-    return unreachable(PG_ADMIN_URL)
 
 
 @contextmanager
@@ -163,10 +152,10 @@ def run_measured(args: list[str], env: dict[str, str], *, timeout: float | None 
                            usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
 
 
-def worker(task: str, params: dict, env: dict[str, str] | None = None, *, timeout: float | None = None) -> dict:
-    """Run `bench.common TASK PARAMS` in a fresh process; return its JSON (plus its peak memory)."""
-    env = {"PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false", **(env or clean_env())}
-    result = run_measured([sys.executable, "-m", "bench.common", task, json.dumps(params)], env, timeout=timeout)
+def worker(task: str, params: dict) -> dict:
+    """Run `bench.common MODULE:FUNCTION PARAMS` in a fresh process; return its JSON (plus its peak memory)."""
+    env = {**clean_env(), "PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    result = run_measured([sys.executable, "-m", "bench.common", task, json.dumps(params)], env)
     if result.code != 0:
         raise RuntimeError(result.failure(f"worker {task}"))
     payload = json.loads(result.stdout.strip().splitlines()[-1])
@@ -177,8 +166,8 @@ def worker(task: str, params: dict, env: dict[str, str] | None = None, *, timeou
 
 def _run_task() -> None:
     task, params = sys.argv[1], json.loads(sys.argv[2])
-    module, function = TASKS[task].split(":")
-    result = getattr(importlib.import_module(module), function)(**params)
+    module, function = task.split(":")
+    result = getattr(importlib.import_module(f"bench.{module}"), function)(**params)
     sys.stdout.write("\n" + json.dumps(result, default=str) + "\n")
 
 
@@ -187,10 +176,7 @@ def _run_task() -> None:
 
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages: other work on the machine shows up here."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def machine() -> dict:
@@ -205,11 +191,9 @@ def machine() -> dict:
 
 
 def _cpu_model() -> str:
-    try:
-        models = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-    except OSError:
-        models = []
-    return models[0].split(":", 1)[1].strip() if models else platform.processor() or "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE) if cpuinfo.exists() else []
+    return models[0].strip() if models else platform.processor() or "unknown"
 
 
 def _pg_version() -> object:

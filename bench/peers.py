@@ -5,7 +5,6 @@ Every peer gets the same three entity tables, built by the core's own steps (unt
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -131,29 +130,25 @@ def _rows(table: pa.Table) -> list[tuple]:
 # -- dlt: write_disposition="replace" ---------------------------------------------------------
 
 
-def peer_dlt(*, url: str, home: str, doctors: int, strategies: list[str], runs: int) -> dict:
-    """`dlt` replace of the three tables, each replace strategy; run 1 creates, later runs replace."""
-    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+def peer_dlt(*, url: str, home: str, doctors: int, runs: int) -> dict:
+    """`dlt` replace of the three tables, its default strategy (truncate-and-insert): run 1 creates, later runs
+    replace."""
     tables = entity_tables(doctors, home)
-    out: dict = {"doctors": doctors, "rows_total": sum(t.num_rows for t in tables.values()), "strategies": {}}
-    for strategy in strategies:
-        os.environ["DESTINATION__REPLACE_STRATEGY"] = strategy
-        pipeline = _dlt_pipeline(url, strategy.replace("-", "_"), home)
-        runs_out = [_dlt_run(pipeline, tables) for _ in range(runs)]
-        out["strategies"][strategy] = {"first_run": runs_out[0], "replace_runs": runs_out[1:],
-                                       "replace_seconds": summary([r["seconds"] for r in runs_out[1:]])}
-    return out
+    pipeline = _dlt_pipeline(url, home)
+    runs_out = [_dlt_run(pipeline, tables) for _ in range(runs)]
+    return {"doctors": doctors, "rows_total": sum(t.num_rows for t in tables.values()), "first_run": runs_out[0],
+            "replace_runs": runs_out[1:], "replace_seconds": summary([r["seconds"] for r in runs_out[1:]])}
 
 
-def _dlt_pipeline(url: str, tag: str, workdir: str):  # type: ignore[no-untyped-def]
+def _dlt_pipeline(url: str, workdir: str):  # type: ignore[no-untyped-def]
     import dlt
 
     if dialect_of(url) == "sqlite":
-        destination = dlt.destinations.sqlalchemy(credentials=f"sqlite:///{Path(workdir) / f'dlt_{tag}.db'}")
+        destination = dlt.destinations.sqlalchemy(credentials=f"sqlite:///{Path(workdir) / 'dlt.db'}")
     else:  # dlt insists on a password; the bench server trusts local connections and ignores it
         credentials = pg_url(url.rsplit("/", 1)[1], driver="").replace("postgres@", "postgres:trust@", 1)
         destination = dlt.destinations.postgres(credentials=credentials)
-    return dlt.pipeline(pipeline_name=f"bench_{tag}", destination=destination, dataset_name=f"dlt_{tag}",
+    return dlt.pipeline(pipeline_name="bench_dlt", destination=destination, dataset_name="dlt_replace",
                         pipelines_dir=str(Path(workdir) / "dlt-pipelines"))
 
 

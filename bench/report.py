@@ -28,13 +28,13 @@ def ms(x: float | None) -> str:
     return "—" if x is None else f"{x:,.0f} ms" if x >= 100 else f"{x:.1f} ms"
 
 
-def mrange(stat: dict | None, unit: Callable[[float], str] = s) -> str:
-    """median (min–max)."""
+def mrange(stat: dict | None) -> str:
+    """median (min–max), in seconds."""
     if not stat or not stat.get("n"):
         return "—"
     if stat["n"] == 1:
-        return unit(stat["median"])
-    return f"{unit(stat['median'])} ({unit(stat['min']).split()[0]}–{unit(stat['max'])})"
+        return s(stat["median"])
+    return f"{s(stat['median'])} ({s(stat['min']).split()[0]}–{s(stat['max'])})"
 
 
 def rate(x: float | None) -> str:
@@ -110,9 +110,6 @@ def _latency(op: str) -> Parts:
             return []
         p95 = {n: get(v, f"{op}_ms", "p95") for n, v in milestones.items()}
         text = "p95 " + ", ".join(f"{ms(v)} @{n}" for n, v in p95.items())
-        if b == "sqlite":
-            text += " — one persistent connection: " + ", ".join(
-                f"{ms(get(v, f'{op}_persistent_ms', 'p95'))} @{n}" for n, v in milestones.items())
         limit = 5.0 if b == "sqlite" else 10.0
         return [(text, all(v is not None and v <= limit for v in p95.values()))]
     return parts
@@ -124,10 +121,8 @@ def _staging(r: dict, b: str) -> list[Part]:
         return []
     v = get(st, "staging_rows_per_second", "median")
     both = get(st, "staging_and_index_rows_per_second", "median")
-    bare = get(st, "loader_ceiling", "adbc_rows_per_second", "median")
-    ceiling = f"; the bare loader here: {rate(bare)} ({v / bare:.0%} of it)" if v and bare else ""
     limit = 0.8e6 if b == "sqlite" else 0.6e6
-    return [(f"{rate(v)} ({rate(both)} with indexes), {doctors_label(scale)}{ceiling}",
+    return [(f"{rate(v)} ({rate(both)} with indexes), {doctors_label(scale)}",
              None if v is None else v >= limit)]
 
 
@@ -160,14 +155,18 @@ def _lakes(r: dict, b: str, peer: str) -> Part | None:
     ours, theirs = get(ours_m[at], "rollback_ms", "median"), get(theirs_m[n], "rollback_ms", "median")
     if not ours or not theirs:
         return None
-    return f"{times(theirs / ours)} vs {peer} @{n} ({ms(ours)} vs {ms(theirs)}, p50)", theirs / ours >= 10
+    shortest = min(theirs_m, key=int)  # how the peer's rollback grows with its history
+    grows = f"; {peer} {ms(get(theirs_m[shortest], 'rollback_ms', 'median'))} @{shortest}" if shortest != n else ""
+    return f"{times(theirs / ours)} vs {peer} @{n} ({ms(ours)} vs {ms(theirs)}, p50{grows})", theirs / ours >= 10
 
 
 def _legacy(r: dict, b: str, scale: str) -> Part | None:
-    theirs, ours = get(r, "peers", "legacy", b, scale, "extrapolated_seconds"), sync_seconds(r, b, scale)
-    if not (theirs and ours):
+    legacy, ours = get(r, "peers", "legacy", b, scale), sync_seconds(r, b, scale)
+    if not (legacy and ours):
         return None
-    text = f"{times(theirs / ours)} at {doctors_label(scale)} ({s(ours)} vs ~{s(theirs)} extrapolated)"
+    theirs, sample = legacy["extrapolated_seconds"], f"{legacy['sample_doctors']:,}-doctor sample"
+    text = (f"{times(theirs / ours)} at {doctors_label(scale)} ({s(ours)} vs ~{s(theirs)}, extrapolated from "
+            f"{ms(legacy['seconds_per_doctor'] * 1000)} a doctor over a {sample})")
     return text, theirs / ours >= 1000
 
 
@@ -206,12 +205,11 @@ def _targets(r: dict, add: Add) -> None:
 
 def _dlt_ratio(r: dict, b: str, scale: str) -> tuple[float, float, float] | None:
     """Ours (full resync of changed data on a live store) vs dlt (our source + transforms + a replace run)."""
-    dlt, prep = get(r, "peers", "dlt", b, scale, "strategies"), _dlt_prep(r, b, scale)
+    replace, prep = get(r, "peers", "dlt", b, scale, "replace_seconds", "median"), _dlt_prep(r, b, scale)
     ours = sync_seconds(r, b, scale, "full_changed") or sync_seconds(r, b, scale)
-    if not dlt or prep is None or not ours:
+    if not replace or prep is None or not ours:
         return None
-    theirs = prep + min(v["replace_seconds"]["median"] for v in dlt.values() if v["replace_seconds"].get("n"))
-    return theirs / ours, ours, theirs
+    return (prep + replace) / ours, ours, prep + replace
 
 
 def _dlt_prep(r: dict, b: str, scale: str) -> float | None:
@@ -240,8 +238,7 @@ def prose(add: Add, name: str, **fields: object) -> None:
 
 def render(r: dict) -> str:
     lines: list[str] = []
-    for section in (_preamble, _targets, _sync, _stages, _versions, _resync_table, _legacy_peer, _dlt_peer,
-                    _lake_peers):
+    for section in (_preamble, _targets, _sync, _stages, _versions, _resync_table, _peers):
         section(r, lines.append)
     if r.get("notes"):
         prose(lines.append, "notes")
@@ -290,7 +287,6 @@ STAGE_FIGURES: tuple[tuple[str, Callable[[dict], str]], ...] = (
     ("**total**", lambda st: mrange(st["total_seconds"])),
     ("staging load rate", lambda st: rate(st["staging_rows_per_second"]["median"])),
     ("load + index rate", lambda st: rate(st["staging_and_index_rows_per_second"]["median"])),
-    ("bare loader: ADBC ingest", lambda st: rate(get(st, "loader_ceiling", "adbc_rows_per_second", "median"))),
     ("peak memory (no Dagster)", lambda st: mem(st["max_rss_bytes"]["max"])),
     ("rollback's file re-hash", lambda st: s(st["rollback_verify_seconds"]["median"])),
 )
@@ -314,16 +310,14 @@ def _stages(r: dict, add: Add) -> None:
     para(add, "Transforms in detail (median): " + "; ".join(detail) + ".")
 
 
-LATENCY_KINDS = ("publish", "rollback", "operations_publish", "operations_rollback", "publish_persistent",
-                 "rollback_persistent")
+LATENCY_KINDS = ("publish", "rollback", "operations_publish", "operations_rollback")
 
 
 def _versions(r: dict, add: Add) -> None:
     if not r.get("latency"):
         return
     prose(add, "versions", doctors=f"{next(iter(r['latency'].values()))['doctors']:,}")
-    header = ["versions", "publish (shipped)", "rollback (shipped)", "operations.publish", "operations.rollback",
-              "publish (persistent)", "rollback (persistent)"]
+    header = ["versions", "publish (shipped)", "rollback (shipped)", "operations.publish", "operations.rollback"]
     for backend, data in r["latency"].items():
         para(add, f"**{NAMES[backend]}**")
         table(add, header, [[f"{int(n):,}", *(p50_p95(v.get(f"{k}_ms")) for k in LATENCY_KINDS)]
@@ -344,53 +338,29 @@ def _resync_table(r: dict, add: Add) -> None:
                     "peak memory, one batch / full changed (max)", "one-batch Dagster steps"], rows)
 
 
-def _legacy_peer(r: dict, add: Add) -> None:
-    if r.get("peers"):
-        prose(add, "peers")
-    if not (legacy := get(r, "peers", "legacy")):
+def _peers(r: dict, add: Add) -> None:
+    if not (peers := r.get("peers")):
         return
-    prose(add, "legacy")
-    rows = []
-    for b, d, v in by_scale(legacy):
-        ours, theirs = sync_seconds(r, b, d), v["extrapolated_seconds"]
-        rows.append([NAMES[b], doctors_label(d), f"{v['sample_doctors']:,} doctors ({v['sample_rows']:,} rows)",
-                     ms(v["seconds_per_doctor"] * 1000), f"~{s(theirs)}", s(ours),
-                     times(theirs / ours) if ours else "—"])
-    table(add, ["store", "doctors", "sample", "per doctor", "extrapolated full resync", "ours (sync)",
-                "ours faster by"], rows)
-    prose(add, "legacy_scale")
+    prose(add, "peers")
+    if peers.get("legacy"):
+        prose(add, "legacy")
+    if peers.get("dlt"):
+        _dlt_table(r, add, peers["dlt"])
+    if lake := [peers[k] for k in ("delta", "iceberg") if peers.get(k)]:
+        prose(add, "lakes", doctors=f"{lake[0]['doctors']:,}")
 
 
-def _dlt_peer(r: dict, add: Add) -> None:
-    if not (dlt := get(r, "peers", "dlt")):
-        return
+def _dlt_table(r: dict, add: Add, dlt: dict) -> None:
     prose(add, "dlt")
     rows = []
     for b, d, v in by_scale(dlt):
-        prep, ours = _dlt_prep(r, b, d), sync_seconds(r, b, d, "full_changed") or sync_seconds(r, b, d)
-        for strategy, sv in v["strategies"].items():
-            replace, last = sv["replace_seconds"].get("median"), (sv["replace_runs"] or [sv["first_run"]])[-1]["steps"]
-            e2e = prep + replace if prep is not None and replace else None
-            rows.append([NAMES[b], doctors_label(d), strategy, s(sv["first_run"]["seconds"]),
-                         mrange(sv["replace_seconds"]),
-                         " / ".join(s(last.get(k)) for k in ("extract", "normalize", "load")),
-                         s(e2e), s(ours), times(e2e / ours) if e2e and ours else "—"])
-    table(add, ["store", "doctors", "strategy", "first run", "replace run", "extract / normalize / load (replace)",
+        e2e, ours = (ratio[2], ratio[1]) if (ratio := _dlt_ratio(r, b, d)) else (None, None)
+        steps = (v["replace_runs"] or [v["first_run"]])[-1]["steps"]
+        rows.append([NAMES[b], doctors_label(d), s(v["first_run"]["seconds"]), mrange(v["replace_seconds"]),
+                     " / ".join(s(steps.get(k)) for k in ("extract", "normalize", "load")), s(e2e), s(ours),
+                     times(e2e / ours) if e2e and ours else "—"])
+    table(add, ["store", "doctors", "first run", "replace run", "extract / normalize / load (replace)",
                 "dlt end to end", "ours", "ours faster by"], rows)
-
-
-def _lake_peers(r: dict, add: Add) -> None:
-    if not (lake := [(k, r["peers"][k]) for k in ("delta", "iceberg") if get(r, "peers", k)]):
-        return
-    prose(add, "lakes", doctors=f"{lake[0][1]['doctors']:,}")
-    rows = [[f"{int(n):,}", *(f"{ms(get(v, 'p50'))} / {ms(get(v, 'p95'))}"
-                                     for v in (get(peer, "milestones", n, "rollback_ms") for _, peer in lake)),
-             *(p50_p95(get(r, "latency", b, "milestones", n, "rollback_ms")) for b in BACKENDS)]
-            for n in lake[0][1]["milestones"]]
-    table(add, ["versions", *(f"{name} p50 / p95" for name, _ in lake), "ours SQLite p50 / p95",
-                "ours PostgreSQL p50 / p95"], rows)
-    para(add, "Writing one version (3 tables): "
-         + "; ".join(f"{name} {mrange(v['write_version_seconds'])}" for name, v in lake) + ".")
 
 
 if __name__ == "__main__":  # `python -m bench.report [results.json]`: re-render RESULTS.md beside it

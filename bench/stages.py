@@ -1,6 +1,6 @@
 """The sync's core steps timed one by one by the core's own spans, in one process, without Dagster.
 
-What each stage covers, and the bare loader (`loader_ceiling`) after it, is in bench/README.md.
+What each stage covers is in bench/README.md.
 """
 
 from __future__ import annotations
@@ -10,22 +10,15 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import psycopg
-import pyarrow as pa
-
 from bench.common import STAGES, seconds_of
 from reval_assets import spans
-from reval_assets.domain.schemas import ENTITY_SPECS
-from reval_assets.parallel import map_in_threads
 from reval_assets.pipeline import operations
 from reval_assets.pipeline.runtime import Runtime
 from reval_assets.pipeline.steps import BatchBuild, Candidate, build_batch, land, land_batch, stage_candidate
 from reval_assets.settings import Settings
 from reval_assets.sources.base import Source
 from reval_assets.sources.synthetic import SyntheticSource
-from reval_assets.store import bulk
-from reval_assets.store.live import LOAD_CONNECTIONS
-from reval_assets.store.snapshots import Manifest, SnapshotStore
+from reval_assets.store.snapshots import SnapshotStore
 
 Intervals = list[tuple[float, float]]
 FIRST = ("staging_load", "index_build")  # where two stages overlap on different threads, the time is the first's
@@ -76,7 +69,6 @@ def run_stages(*, url: str, home: str, doctors: int) -> dict:
               "rows_total": sum(rows.values()), "rows_loaded": candidate.load.rows_loaded, "total_seconds": total,
               "snapshot_bytes": sum(ref.bytes for ref in files),
               "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
-    result["loader_ceiling"] = loader_ceiling(runtime, candidate.manifest, home=Path(home))  # after the peak is read
     runtime.close()
     return result
 
@@ -109,40 +101,3 @@ def _union(intervals: Intervals) -> Intervals:
 
 def _length(intervals: Intervals) -> float:
     return sum(end - start for start, end in intervals)
-
-
-def loader_ceiling(runtime: Runtime, manifest: Manifest, *, home: Path) -> dict:
-    """Rows/s of bare ADBC bulk loads of the candidate's batch tables into an empty database (bench/README.md)."""
-    dialect = runtime.live.dialect
-    tables = [runtime.snapshots.read_table(ref, verify=False).cast(ENTITY_SPECS[entity].schema)
-              for entity, refs in manifest.files.items() for ref in refs]
-    if dialect == "sqlite":
-        tables = [bulk.as_sqlite_text(t) for t in tables]
-        url, schema = f"sqlite:///{home / 'loader_ceiling.db'}", None
-    else:
-        url, schema = runtime.settings.live_url, "loader_ceiling"
-        _recreate_schema(url, schema)
-    rows, connections = sum(t.num_rows for t in tables), LOAD_CONNECTIONS[dialect]
-
-    def load(share: list[tuple[int, pa.Table]]) -> None:
-        """One connection: `CREATE TABLE`, ingest and commit for each of its share of the tables."""
-        with bulk.adbc_connection(url) as connection, connection.cursor() as cursor:
-            for i, data in share:
-                ddl = bulk.create_table_sql(dialect, f"t{i}", data.schema)
-                cursor.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {schema}.", 1) if schema else ddl)
-                cursor.adbc_ingest(f"t{i}", data, mode="append", db_schema_name=schema)
-                connection.commit()
-
-    numbered = list(enumerate(tables))
-    seconds = seconds_of(map_in_threads, load, [numbered[i::connections] for i in range(connections)],
-                         connections)
-    if schema:
-        _recreate_schema(url, schema, create=False)
-    return {"rows": rows, "connections": connections, "adbc_rows_per_second": rows / seconds}
-
-
-def _recreate_schema(url: str, schema: str, *, create: bool = True) -> None:
-    with psycopg.connect(bulk.adbc_uri(url), autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        if create:
-            connection.execute(f"CREATE SCHEMA {schema}")

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.common import Store, load_average, run_measured
+from bench.common import Store, run_measured
 
 REVAL = str(Path(sys.executable).parent / "reval")
 
@@ -29,26 +29,16 @@ def cli_sync(store: Store, doctors: int, *, seed: int = 0, batches: list[int] | 
             "rows": payload["rows"], "rows_total": sum(payload["rows"].values()),
             "command_seconds": payload["seconds"], "process_seconds": child.seconds,
             "max_rss_bytes": child.max_rss_bytes, "cpu_seconds": child.cpu_seconds,
-            "load_average_after": load_average(),
             "dagster_steps": dagster_steps(store.home / "dagster", payload.get("run_ids", []))}
 
 
 def dagster_steps(dagster_home: Path, run_ids: list[str]) -> dict[str, float]:
-    """Seconds per Dagster step (summed over the sync's runs), from the instance's event log."""
+    """Seconds per Dagster step (summed over the sync's runs), from the instance's step stats."""
     import dagster as dg
 
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
     seconds: dict[str, float] = {}
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
-    try:
-        for run_id in run_ids:
-            started: dict[str, float] = {}
-            for record in instance.all_logs(run_id, of_type=kinds):
-                event = record.dagster_event
-                if event.event_type == dg.DagsterEventType.STEP_START:
-                    started[event.step_key] = record.timestamp
-                elif (begun := started.get(event.step_key)) is not None:
-                    seconds[event.step_key] = seconds.get(event.step_key, 0.0) + record.timestamp - begun
-    finally:
-        instance.dispose()
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for step in (step for run_id in run_ids for step in instance.get_run_step_stats(run_id)):
+            if step.start_time is not None and step.end_time is not None:
+                seconds[step.step_key] = seconds.get(step.step_key, 0.0) + step.end_time - step.start_time
     return seconds
