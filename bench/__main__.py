@@ -186,7 +186,7 @@ def _optional_peer(what: str, notes: list[str], measure: Callable[[], dict]) -> 
     try:
         return measure()
     except RuntimeError as error:
-        notes.append(f"{what} failed: {str(error)[-400:]}")
+        notes.append(f"{what} failed: {str(error).strip().splitlines()[-1][:500]}")  # the child's error
         return None
 
 
