@@ -66,7 +66,8 @@ def _first_identity(runtime: Runtime, served: dict | None, *, writing: bool) -> 
                 "is wrong, fix it; a new live store needs its own REVAL_HOME. Nothing was changed.")
     if not writing:
         return None
-    live.create_catalog()
+    if not live.made_catalog:  # a writer's LiveStore makes a missing catalog when it opens
+        live.create_catalog()
     store_id = (served or {}).get("store_id") or str(uuid.uuid4())
     env, batches = _recorded_settings(runtime)
     live.set_identity(store_id, env, batches)

@@ -118,17 +118,19 @@ class CatalogAccess:
     reader: Engine
     lock_timeout_seconds: float
     _has_catalog: bool
+    _has_every_table: bool  # every table of `metadata` was seen or made by this store (never unset)
+    made_catalog: bool  # `create_catalog` ran on this store: its tables and the live row are there
 
     def create_catalog(self) -> None:
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(live_table.c.id)).first() is None:
                 conn.execute(live_table.insert().values(id=1, version=None))
-        self._has_catalog = True
+        self._has_catalog = self._has_every_table = self.made_catalog = True
 
-    def _add_count_columns(self) -> None:
-        """A catalog from before an entity existed gains its row-count column (null for the older versions)."""
-        present = {c["name"] for c in sa.inspect(self.reader).get_columns(versions_table.name)}
+    def _add_count_columns(self, present: set[str]) -> None:
+        """A catalog from before an entity existed gains its row-count column (null for the older versions).
+        `present`: the columns `reval_versions` has."""
         missing = [c.name for c in versions_table.columns if c.name.startswith("rows_") and c.name not in present]
         if not missing:  # the usual case: no write transaction at all (it would wait behind another writer)
             return
@@ -142,10 +144,10 @@ class CatalogAccess:
             self._has_catalog = {versions_table.name, live_table.name} <= self._table_names()
         return self._has_catalog
 
-    def _table_names(self) -> set[str]:
+    def _table_names(self, inspector: sa.Inspector | None = None) -> set[str]:
         if self.dialect == "sqlite" and not self._sqlite_file_exists():
             return set()
-        return set(sa.inspect(self.reader).get_table_names())
+        return set((inspector or sa.inspect(self.reader)).get_table_names())
 
     def _sqlite_file_exists(self) -> bool:
         database = sa.engine.make_url(self.url).database

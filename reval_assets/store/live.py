@@ -89,12 +89,22 @@ class LiveStore(PublishMixin, GarbageCollectMixin):
         self.engine = self._make_engine(url, create=create)
         # Reads begin a plain (deferred) transaction on SQLite: they never wait behind a publish's write lock.
         self.reader = self.engine.execution_options(reval_read=True)
-        self._has_catalog = False
-        if create and not set(metadata.tables) <= self._table_names():
-            self.create_catalog()
-        elif create:
-            self._add_count_columns()
+        self._has_catalog = self._has_every_table = self.made_catalog = False
+        if create:
+            columns = self._catalog_columns()
+            if columns is None:
+                self.create_catalog()
+            else:
+                self._has_catalog = self._has_every_table = True
+                self._add_count_columns(columns)
 
+    def _catalog_columns(self) -> set[str] | None:
+        """The columns of `reval_versions` when every catalog table is there, else None; one connection."""
+        with self.reader.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not set(metadata.tables) <= self._table_names(inspector):
+                return None
+            return {c["name"] for c in inspector.get_columns(versions_table.name)}
 
     def writer_lock(self, action: str) -> AbstractContextManager[None]:
         """The store's writer lock (see `reval_assets.store.writer_lock`)."""
@@ -103,8 +113,11 @@ class LiveStore(PublishMixin, GarbageCollectMixin):
     # -- identity ----------------------------------------------------------------------------
     def identity(self) -> dict | None:
         """The store's identity row (store_id, env, batches, created_at), or None."""
-        if not self.has_catalog or store_table.name not in self._table_names():
-            return None
+        if not self._has_every_table:  # one look at the tables: is there a catalog, with reval_store?
+            names = self._table_names()
+            self._has_catalog = self._has_catalog or {versions_table.name, live_table.name} <= names
+            if not self._has_catalog or store_table.name not in names:
+                return None
         with self.reader.connect() as conn:
             row = conn.execute(sa.select(store_table)).mappings().first()
             return None if row is None else dict(row)
