@@ -252,10 +252,9 @@ def _preamble(r: dict, add: Add) -> None:
           minutes=f"{(r.get('bench_seconds') or 0) / 60:.1f} min")
     pool = f", Arrow memory pool {m['arrow_memory_pool']}." if m.get("arrow_memory_pool") else "."
     prose(add, "machine", **{**m, "postgresql": m.get("postgresql") or "n/a", "pool": pool})
-    add("**Libraries:** " + ", ".join(f"{k} {v}" for k, v in libraries.items() if v) + ".")
-    if missing := [k for k, v in libraries.items() if not v]:
-        add(f" Not installed: {', '.join(missing)}.")
-    add("")
+    missing = [k for k, v in libraries.items() if not v]
+    para(add, "**Libraries:** " + ", ".join(f"{k} {v}" for k, v in libraries.items() if v) + "."
+         + (f" Not installed: {', '.join(missing)}." if missing else ""))
     prose(add, "load", load_start=r.get("load_average_start"), load_end=r.get("load_average_end"), cores=m["cores"])
 
 
@@ -326,7 +325,6 @@ def _versions(r: dict, add: Add) -> None:
 
 def _resync_table(r: dict, add: Add) -> None:
     rows = [[NAMES[b], doctors_label(d), mrange(one["command_seconds"]), mrange(full["command_seconds"]),
-             mrange(kinds["full"]["command_seconds"]),
              f"{one['command_seconds']['median'] / full['command_seconds']['median']:.0%}",
              f"{mem(one['max_rss_bytes']['max'])} / {mem(full['max_rss_bytes']['max'])}",
              ", ".join(f"{k} {s(v['median'])}" for k, v in one["dagster_steps"].items())]
@@ -334,7 +332,7 @@ def _resync_table(r: dict, add: Add) -> None:
             for one, full in [(kinds["one_batch"], kinds["full_changed"])]]
     if rows:
         prose(add, "resync")
-        table(add, ["store", "doctors", "one batch", "full, data changed", "full, cold", "ratio (one / full changed)",
+        table(add, ["store", "doctors", "one batch", "full, data changed", "ratio (one / full changed)",
                     "peak memory, one batch / full changed (max)", "one-batch Dagster steps"], rows)
 
 

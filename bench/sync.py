@@ -19,10 +19,8 @@ def cli_sync(store: Store, doctors: int, *, seed: int = 0, batches: list[int] | 
     args += ["--batches", ",".join(map(str, batches))] if batches else []
     args += ["--allow-drift", "bench: a new synthetic population"] if seed else []
     child = run_measured(args, store.env(doctors, seed), timeout=timeout)
-    try:
-        payload = json.loads(child.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        payload = {}
+    last = (child.stdout.strip().splitlines() or [""])[-1]
+    payload = json.loads(last) if last.startswith("{") else {}
     if child.code != 0 or not payload.get("published"):
         raise RuntimeError(child.failure(f"reval sync ({payload.get('error')})"))
     return {"doctors": doctors, "seed": seed, "batches": batches or "all", "version": payload["version"],
