@@ -23,7 +23,7 @@ def run_versions(*, url: str, home: str, doctors: int, milestones: list[int], pu
     live = runtime.live
     published = [sync_in_process(runtime, SyntheticSource(doctors=doctors, seed=0)).manifest.version]
     reader = sqlite3.connect(url.removeprefix("sqlite:///")) if live.dialect == "sqlite" else None
-    if reader:  # a reader stays connected throughout: why, in bench/README.md
+    if reader:  # connected from here on, after the first version's ADBC load: why, in bench/README.md
         reader.execute("SELECT 1 FROM sqlite_master").fetchall()
 
     def stage_passed() -> str:
