@@ -176,8 +176,8 @@ def _lake_peer(config: dict, lake: str, workdir: Path) -> dict:
     with new_store("sqlite", workdir, lake) as scratch:  # a folder of its own, removed afterwards
         log(f"peer {lake}: versions {config['lake_milestones']}")
         return run_worker("peers:peer_lake", {"lake": lake, "doctors": config["versions_doctors"],
-                                        "workdir": str(scratch.home), "milestones": config["lake_milestones"],
-                                        "samples": config["lake_samples"]})
+                                              "workdir": str(scratch.home), "milestones": config["lake_milestones"],
+                                              "samples": config["lake_samples"]})
 
 
 def _optional_peer(what: str, notes: list[str], measure: Callable[[], dict]) -> dict | None:

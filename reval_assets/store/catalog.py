@@ -141,8 +141,13 @@ class CatalogAccess:
     @property
     def has_catalog(self) -> bool:
         if not self._has_catalog:
-            self._has_catalog = {versions_table.name, live_table.name} <= self._table_names()
+            self._has_catalog = self._is_catalog(self._table_names())
         return self._has_catalog
+
+    @staticmethod
+    def _is_catalog(table_names: set[str]) -> bool:
+        """Whether these tables make a catalog: its versions and its live pointer."""
+        return {versions_table.name, live_table.name} <= table_names
 
     def _table_names(self, inspector: sa.Inspector | None = None) -> set[str]:
         if self.dialect == "sqlite" and not self._sqlite_file_exists():

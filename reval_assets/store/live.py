@@ -115,7 +115,7 @@ class LiveStore(PublishMixin, GarbageCollectMixin):
         """The store's identity row (store_id, env, batches, created_at), or None."""
         if not self._has_every_table:  # one look at the tables: is there a catalog, with reval_store?
             names = self._table_names()
-            self._has_catalog = self._has_catalog or {versions_table.name, live_table.name} <= names
+            self._has_catalog = self._has_catalog or self._is_catalog(names)
             if not self._has_catalog or store_table.name not in names:
                 return None
         with self.reader.connect() as conn:
